@@ -1,0 +1,958 @@
+//! The state machine: one logical connection that outlives its transports.
+
+use crate::backoff::BackoffConfig;
+use crate::dialect::Dialect;
+use crate::json::JsonValue;
+use crate::protocol::{
+    close_code, close_policy, CloseInfo, ClosePolicy, Inbound, Message, Position, ServerError,
+};
+use crate::queue::{OutboundQueue, QueueConfig};
+use crate::subscriptions::{SubscriptionState, Subscriptions};
+use crate::{excerpt, DecodeError, Error, Result};
+use std::collections::VecDeque;
+
+/// Liveness detection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeartbeatConfig {
+    /// A fixed liveness timeout in ms; `None` (the default) derives it from the
+    /// server: its advertised heartbeat interval plus `grace_ms`, or
+    /// `default_timeout_ms` when it advertises none.
+    pub timeout_ms: Option<u64>,
+    /// Added to the server's heartbeat interval (default 10,000 ms).
+    pub grace_ms: u64,
+    /// The timeout when the server advertises no interval (default 60,000 ms).
+    pub default_timeout_ms: u64,
+    /// Send the dialect's application ping after half the timeout of silence
+    /// (default true). Browsers cannot send WebSocket ping frames.
+    pub idle_ping: bool,
+    /// How long [`Connection::reconnect_now`] waits for an answer to its probe
+    /// ping on a connection that looks alive (default 5,000 ms).
+    pub probe_timeout_ms: u64,
+}
+
+impl Default for HeartbeatConfig {
+    fn default() -> Self {
+        HeartbeatConfig {
+            timeout_ms: None,
+            grace_ms: 10_000,
+            default_timeout_ms: 60_000,
+            idle_ping: true,
+            probe_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// Everything the state machine can be tuned with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Reconnect delays.
+    pub backoff: BackoffConfig,
+    /// Liveness detection.
+    pub heartbeat: HeartbeatConfig,
+    /// The offline send queue.
+    pub queue: QueueConfig,
+    /// How long an attempt may take from [`Transmit::Open`] to
+    /// [`Connection::handle_open`] (default 10,000 ms).
+    pub connect_timeout_ms: u64,
+    /// Frames longer than this are reported and not parsed (default 1 MiB).
+    pub max_frame_bytes: usize,
+    /// Seed of the jitter. Give each client its own (the shells draw it from
+    /// the OS or `crypto.getRandomValues`); equal seeds retry in lockstep.
+    pub seed: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            backoff: BackoffConfig::default(),
+            heartbeat: HeartbeatConfig::default(),
+            queue: QueueConfig::default(),
+            connect_timeout_ms: 10_000,
+            max_frame_bytes: 1 << 20,
+            seed: 0x5eed,
+        }
+    }
+}
+
+/// The connection's state, as an application shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    /// The first attempt is under way.
+    Connecting,
+    /// A transport is open.
+    Connected,
+    /// The link was lost; waiting for the next attempt, or attempting.
+    Reconnecting,
+    /// Not connected and not trying: before `connect()`, after `close()`, after
+    /// giving up, or after a refusal that retrying cannot fix.
+    Disconnected,
+}
+
+impl State {
+    /// The state's name in lower case, as the CLI and the TypeScript types spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Connecting => "connecting",
+            State::Connected => "connected",
+            State::Reconnecting => "reconnecting",
+            State::Disconnected => "disconnected",
+        }
+    }
+}
+
+/// Why the state changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// The application called `connect()`.
+    Requested,
+    /// The transport opened.
+    Opened,
+    /// The peer closed an open connection (code 1006 when no close frame came).
+    Closed {
+        /// The close code.
+        code: u16,
+        /// The close reason or the socket's error.
+        reason: String,
+    },
+    /// An attempt failed before the connection opened.
+    ConnectFailed {
+        /// What went wrong.
+        error: String,
+    },
+    /// Nothing arrived within the liveness timeout.
+    HeartbeatTimeout {
+        /// How long the link had been silent, in ms.
+        silent_ms: u64,
+    },
+    /// The server sent `reconnect`.
+    ServerReconnect {
+        /// Its reason.
+        reason: String,
+        /// Its `retry_after`, in ms.
+        retry_after_ms: u64,
+    },
+    /// The token was refused (HTTP 401 or close 4001); retrying slowly.
+    AuthRejected {
+        /// 4001.
+        code: u16,
+    },
+    /// Not allowed (HTTP 403 or close 4003); not retrying.
+    Forbidden {
+        /// 4003.
+        code: u16,
+    },
+    /// `max_attempts` failed attempts in a row.
+    GaveUp {
+        /// How many.
+        attempts: u32,
+    },
+    /// The application called `close()`.
+    ClosedByUser,
+    /// The shell reported that the network went offline.
+    Offline,
+}
+
+impl Reason {
+    /// The reason's name in snake case, for logs, JSON and TypeScript.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Reason::Requested => "requested",
+            Reason::Opened => "opened",
+            Reason::Closed { .. } => "closed",
+            Reason::ConnectFailed { .. } => "connect_failed",
+            Reason::HeartbeatTimeout { .. } => "heartbeat_timeout",
+            Reason::ServerReconnect { .. } => "server_reconnect",
+            Reason::AuthRejected { .. } => "auth_rejected",
+            Reason::Forbidden { .. } => "forbidden",
+            Reason::GaveUp { .. } => "gave_up",
+            Reason::ClosedByUser => "closed_by_user",
+            Reason::Offline => "offline",
+        }
+    }
+}
+
+/// A state transition. `from == to` happens for `Reconnecting`, when another
+/// attempt failed and the next one is scheduled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateChange {
+    /// The previous state.
+    pub from: State,
+    /// The new state.
+    pub to: State,
+    /// Why.
+    pub reason: Reason,
+    /// Failed attempts since the last stable connection (the number of the
+    /// attempt that is coming, while reconnecting).
+    pub attempt: u32,
+    /// When reconnecting: ms until the next attempt.
+    pub retry_in_ms: Option<u64>,
+}
+
+/// What a (re)subscription means for the messages the application holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recovery {
+    /// A first subscription: nothing was missed.
+    Fresh,
+    /// A resubscription and every missed message follows, in order.
+    Recovered,
+    /// A resubscription after which missed messages cannot be replayed (out of
+    /// the history window, the epoch changed, or the dialect has no history):
+    /// refetch the state.
+    Lost,
+}
+
+/// Why a queued frame was never sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UnsentReason {
+    /// It waited longer than its time to live.
+    Expired {
+        /// How long it waited, in ms.
+        waited_ms: u64,
+    },
+    /// The connection was closed for good (by the application, a refusal, or
+    /// giving up) with the frame still queued.
+    Closed,
+}
+
+/// Something for the application.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event<V> {
+    /// The state changed.
+    StateChanged(StateChange),
+    /// The server greeted this connection.
+    Welcome {
+        /// The server's id for it.
+        client_id: Option<String>,
+        /// The server's heartbeat interval, in ms.
+        heartbeat_interval_ms: Option<u64>,
+    },
+    /// A message, delivered once, in order.
+    Message(Message<V>),
+    /// A subscription is established (again).
+    Subscribed {
+        /// The topic.
+        topic: String,
+        /// Whether missed messages were recovered.
+        recovery: Recovery,
+    },
+    /// The server refused a subscription.
+    SubscribeFailed {
+        /// The topic.
+        topic: String,
+        /// Its reason.
+        error: String,
+    },
+    /// The server confirmed an unsubscribe.
+    Unsubscribed {
+        /// The topic.
+        topic: String,
+    },
+    /// Messages are missing: `seq` jumped, or the epoch changed mid-stream.
+    Gap {
+        /// The topic.
+        topic: String,
+        /// The last position delivered before.
+        last: Position,
+        /// The position of the message that revealed the gap.
+        next: Position,
+    },
+    /// The answer to [`Connection::request_topics`].
+    Topics(Vec<String>),
+    /// The server reported an error.
+    ServerError(ServerError),
+    /// A frame did not decode; the connection carries on.
+    DecodeError(DecodeError),
+    /// A queued frame was never sent.
+    Unsent {
+        /// The frame.
+        frame: String,
+        /// Why.
+        reason: UnsentReason,
+    },
+    /// A message of a type the dialect does not know.
+    Unknown(V),
+}
+
+/// An instruction for the shell's transport.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transmit {
+    /// Open a new WebSocket to the server; report the outcome with
+    /// [`Connection::handle_open`] or [`Connection::handle_close`].
+    Open,
+    /// Send this text frame on the open WebSocket.
+    Send(String),
+    /// Close the current WebSocket with this code and reason, then discard it:
+    /// feed nothing more from it.
+    Close {
+        /// The close code.
+        code: u16,
+        /// The close reason.
+        reason: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Transport {
+    None,
+    Opening { deadline: u64 },
+    Open,
+}
+
+/// One logical connection to a server, over as many transports as it takes.
+///
+/// Inputs are `connect`, `handle_*` and the application's calls; outputs are
+/// drained with [`poll_transmit`](Self::poll_transmit),
+/// [`poll_event`](Self::poll_event) and [`poll_timeout`](Self::poll_timeout)
+/// after every input. Time is a monotonic millisecond count passed to every
+/// call that may need it. See the crate docs for the drive loop.
+pub struct Connection<V: JsonValue> {
+    config: Config,
+    dialect: Box<dyn Dialect<V>>,
+    state: State,
+    transport: Transport,
+    attempt: u32,
+    rng: fastrand::Rng,
+    retry_at: Option<u64>,
+    last_inbound: u64,
+    ping_sent: bool,
+    probe_deadline: Option<u64>,
+    stable_at: Option<u64>,
+    server_heartbeat_ms: Option<u64>,
+    subs: Subscriptions,
+    queue: OutboundQueue,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event<V>>,
+}
+
+impl<V: JsonValue> std::fmt::Debug for Connection<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("dialect", &self.dialect.name())
+            .field("state", &self.state)
+            .field("attempt", &self.attempt)
+            .field("subscriptions", &self.subs.len())
+            .field("queued", &self.queue.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<V: JsonValue> Connection<V> {
+    /// A disconnected connection; call [`connect`](Self::connect) to start.
+    pub fn new(config: Config, dialect: Box<dyn Dialect<V>>) -> Self {
+        let rng = fastrand::Rng::with_seed(config.seed);
+        Connection {
+            config,
+            dialect,
+            state: State::Disconnected,
+            transport: Transport::None,
+            attempt: 0,
+            rng,
+            retry_at: None,
+            last_inbound: 0,
+            ping_sent: false,
+            probe_deadline: None,
+            stable_at: None,
+            server_heartbeat_ms: None,
+            subs: Subscriptions::default(),
+            queue: OutboundQueue::default(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Failed attempts since the last stable connection.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The subscriptions and their states.
+    pub fn subscriptions(&self) -> &Subscriptions {
+        &self.subs
+    }
+
+    /// The dialect's name.
+    pub fn dialect_name(&self) -> &'static str {
+        self.dialect.name()
+    }
+
+    /// Frames waiting in the outbound queue.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The liveness timeout now in force, in ms.
+    pub fn liveness_timeout_ms(&self) -> u64 {
+        let hb = &self.config.heartbeat;
+        hb.timeout_ms.unwrap_or(match self.server_heartbeat_ms {
+            Some(interval) => interval + hb.grace_ms,
+            None => hb.default_timeout_ms,
+        })
+    }
+
+    // ----- Application calls -------------------------------------------------
+
+    /// Starts connecting, from `Disconnected`; otherwise does nothing.
+    pub fn connect(&mut self, now: u64) {
+        if self.state != State::Disconnected {
+            return;
+        }
+        self.attempt = 0;
+        self.set_state(State::Connecting, Reason::Requested, None);
+        self.start_attempt(now);
+    }
+
+    /// Closes for good: a close frame if a transport exists, no reconnect, and
+    /// queued frames reported as [`UnsentReason::Closed`]. Subscriptions stay
+    /// registered for a later [`connect`](Self::connect).
+    pub fn close(&mut self, now: u64) {
+        if self.state == State::Disconnected {
+            return;
+        }
+        self.drop_transport(close_code::NORMAL, "closed by client");
+        self.stop(now, Reason::ClosedByUser);
+    }
+
+    /// Skips the backoff wait, for a shell that knows the network is back
+    /// (browser `online`, tab visible again). On a connection that looks
+    /// alive it sends a probe ping and declares the link dead if nothing
+    /// arrives within `probe_timeout_ms`.
+    pub fn reconnect_now(&mut self, now: u64) {
+        match (self.state, self.transport) {
+            (State::Reconnecting, Transport::None) => self.start_attempt(now),
+            (State::Connected, Transport::Open) => {
+                if let Some(ping) = self.dialect.encode_ping() {
+                    self.transmits.push_back(Transmit::Send(ping));
+                    self.ping_sent = true;
+                    let deadline = now + self.config.heartbeat.probe_timeout_ms;
+                    self.probe_deadline =
+                        Some(self.probe_deadline.map_or(deadline, |d| d.min(deadline)));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The network went away (browser `offline`): drop the transport and show
+    /// `Reconnecting` at once instead of waiting for the liveness timeout.
+    pub fn network_offline(&mut self, now: u64) {
+        if self.transport != Transport::None {
+            self.drop_transport(close_code::GOING_AWAY, "network offline");
+            self.schedule_retry(now, Reason::Offline, false);
+        }
+    }
+
+    /// Subscribes to `topic`, now if connected, else on the next connection.
+    /// Subscribing again to a wanted topic does nothing.
+    pub fn subscribe(&mut self, _now: u64, topic: &str) -> Result<()> {
+        if topic.is_empty() {
+            return Err(Error::InvalidTopic {
+                topic: topic.to_owned(),
+                problem: "a topic name cannot be empty",
+            });
+        }
+        if self.subs.insert(topic) && self.transport == Transport::Open {
+            self.send_subscribe(topic);
+        }
+        Ok(())
+    }
+
+    /// Unsubscribes from `topic`. Returns whether it was subscribed.
+    pub fn unsubscribe(&mut self, _now: u64, topic: &str) -> bool {
+        if self.subs.remove(topic).is_none() {
+            return false;
+        }
+        if self.transport == Transport::Open {
+            if let Some(frame) = self.dialect.encode_unsubscribe(topic) {
+                self.transmits.push_back(Transmit::Send(frame));
+            }
+        }
+        true
+    }
+
+    /// Publishes `data` on `topic` through the dialect; queued while offline.
+    pub fn publish(&mut self, now: u64, topic: &str, data: &V) -> Result<()> {
+        let frame = self
+            .dialect
+            .encode_publish(topic, data)
+            .ok_or(Error::Unsupported {
+                dialect: self.dialect.name(),
+                operation: "publish",
+            })?;
+        self.send_frame(now, frame)
+    }
+
+    /// Sends a JSON value as is; queued while offline.
+    pub fn send_json(&mut self, now: u64, value: &V) -> Result<()> {
+        self.send_frame(now, value.to_json())
+    }
+
+    /// Asks the server for the subscribed topics (answered with
+    /// [`Event::Topics`]); queued while offline.
+    pub fn request_topics(&mut self, now: u64) -> Result<()> {
+        let frame = self.dialect.encode_get_topics().ok_or(Error::Unsupported {
+            dialect: self.dialect.name(),
+            operation: "list topics",
+        })?;
+        self.send_frame(now, frame)
+    }
+
+    /// Sends a text frame now if connected; otherwise queues it with the
+    /// configured time to live. A full queue refuses it.
+    pub fn send_frame(&mut self, now: u64, frame: String) -> Result<()> {
+        self.send_frame_with_ttl(now, frame, self.config.queue.ttl_ms)
+    }
+
+    /// As [`send_frame`](Self::send_frame), with this frame's own time to live.
+    pub fn send_frame_with_ttl(&mut self, now: u64, frame: String, ttl_ms: u64) -> Result<()> {
+        match (self.state, self.transport) {
+            (State::Disconnected, _) => Err(Error::Closed),
+            (_, Transport::Open) => {
+                self.transmits.push_back(Transmit::Send(frame));
+                Ok(())
+            }
+            _ if self.queue.len() >= self.config.queue.max_frames => Err(Error::QueueFull {
+                limit: self.config.queue.max_frames,
+            }),
+            _ => {
+                self.queue.push(frame, now, ttl_ms);
+                Ok(())
+            }
+        }
+    }
+
+    // ----- Transport inputs --------------------------------------------------
+
+    /// The transport asked for by [`Transmit::Open`] is open.
+    pub fn handle_open(&mut self, now: u64) {
+        if !matches!(self.transport, Transport::Opening { .. }) {
+            return;
+        }
+        self.transport = Transport::Open;
+        self.last_inbound = now;
+        self.ping_sent = false;
+        self.probe_deadline = None;
+        self.server_heartbeat_ms = None;
+        self.stable_at = Some(now + self.config.backoff.stable_after_ms);
+        self.set_state(State::Connected, Reason::Opened, None);
+        let topics: Vec<String> = self.subs.topics().map(str::to_owned).collect();
+        for topic in &topics {
+            self.send_subscribe(topic);
+        }
+        for queued in self.queue.drain() {
+            self.transmits.push_back(Transmit::Send(queued.frame));
+        }
+    }
+
+    /// A text frame arrived.
+    pub fn handle_text(&mut self, now: u64, text: &str) {
+        if self.transport != Transport::Open {
+            return;
+        }
+        self.saw_traffic(now);
+        if text.len() > self.config.max_frame_bytes {
+            self.events
+                .push_back(Event::DecodeError(DecodeError::TooBig {
+                    len: text.len(),
+                    limit: self.config.max_frame_bytes,
+                }));
+            return;
+        }
+        match V::parse(text) {
+            Ok(value) => self.dispatch(now, value),
+            Err(error) if !text.contains('\n') => {
+                self.events.push_back(Event::DecodeError(DecodeError::Json {
+                    error,
+                    excerpt: excerpt(text),
+                }))
+            }
+            Err(_) => {
+                // A batch: one JSON value per line (gorilla-hub style).
+                for line in text.split('\n').map(str::trim).filter(|l| !l.is_empty()) {
+                    match V::parse(line) {
+                        Ok(value) => self.dispatch(now, value),
+                        Err(error) => {
+                            self.events.push_back(Event::DecodeError(DecodeError::Json {
+                                error,
+                                excerpt: excerpt(line),
+                            }))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A binary frame arrived: reported, the connection carries on.
+    pub fn handle_binary(&mut self, now: u64, len: usize) {
+        if self.transport != Transport::Open {
+            return;
+        }
+        self.saw_traffic(now);
+        self.events
+            .push_back(Event::DecodeError(DecodeError::Binary { len }));
+    }
+
+    /// A WebSocket ping or pong frame arrived: proof of liveness only.
+    pub fn handle_control_frame(&mut self, now: u64) {
+        if self.transport == Transport::Open {
+            self.saw_traffic(now);
+        }
+    }
+
+    /// The transport closed or failed (also for a failed [`Transmit::Open`]).
+    pub fn handle_close(&mut self, now: u64, info: CloseInfo) {
+        let was_open = match self.transport {
+            Transport::None => return,
+            Transport::Opening { .. } => false,
+            Transport::Open => true,
+        };
+        self.transport = Transport::None;
+        let code = info.code();
+        match close_policy(code) {
+            ClosePolicy::Stop => self.stop(now, Reason::Forbidden { code }),
+            ClosePolicy::ReconnectSlowly => {
+                self.schedule_retry(now, Reason::AuthRejected { code }, true)
+            }
+            ClosePolicy::Reconnect => {
+                let reason = match (was_open, info) {
+                    (true, CloseInfo::Frame { code, reason }) => Reason::Closed { code, reason },
+                    (true, CloseInfo::Failed { error }) => Reason::Closed {
+                        code: close_code::ABNORMAL,
+                        reason: error,
+                    },
+                    (_, CloseInfo::Http { status }) => Reason::ConnectFailed {
+                        error: format!("the server answered the upgrade with HTTP {status}"),
+                    },
+                    (false, CloseInfo::Frame { code, reason }) => Reason::ConnectFailed {
+                        error: format!("closed with {code} before opening: {reason}"),
+                    },
+                    (false, CloseInfo::Failed { error }) => Reason::ConnectFailed { error },
+                };
+                self.schedule_retry(now, reason, false)
+            }
+        }
+    }
+
+    /// Time passed. Early or repeated calls do nothing.
+    pub fn handle_timeout(&mut self, now: u64) {
+        for queued in self.queue.take_expired(now) {
+            self.events.push_back(Event::Unsent {
+                frame: queued.frame,
+                reason: UnsentReason::Expired {
+                    waited_ms: now - queued.queued_at,
+                },
+            });
+        }
+        match self.transport {
+            Transport::Opening { deadline } if now >= deadline => {
+                self.drop_transport(close_code::GOING_AWAY, "connect timeout");
+                let error = format!("no open within {} ms", self.config.connect_timeout_ms);
+                self.schedule_retry(now, Reason::ConnectFailed { error }, false);
+            }
+            Transport::None if self.retry_at.is_some_and(|t| now >= t) => self.start_attempt(now),
+            Transport::Open => {
+                if now >= self.liveness_deadline() {
+                    let silent_ms = now - self.last_inbound;
+                    self.drop_transport(close_code::HEARTBEAT_TIMEOUT, "heartbeat timeout");
+                    self.schedule_retry(now, Reason::HeartbeatTimeout { silent_ms }, false);
+                    return;
+                }
+                if self.idle_ping_at().is_some_and(|t| now >= t) {
+                    if let Some(ping) = self.dialect.encode_ping() {
+                        self.transmits.push_back(Transmit::Send(ping));
+                    }
+                    self.ping_sent = true;
+                }
+                if self.stable_at.is_some_and(|t| now >= t) {
+                    self.stable_at = None;
+                    self.attempt = 0;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // ----- Outputs ----------------------------------------------------------
+
+    /// When [`handle_timeout`](Self::handle_timeout) wants to be called next.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let transport = match self.transport {
+            Transport::None => self.retry_at,
+            Transport::Opening { deadline } => Some(deadline),
+            Transport::Open => [
+                Some(self.liveness_deadline()),
+                self.idle_ping_at(),
+                self.stable_at,
+            ]
+            .into_iter()
+            .flatten()
+            .min(),
+        };
+        [transport, self.queue.next_expiry()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The next instruction for the transport.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the application.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event<V>> {
+        self.events.pop_front()
+    }
+
+    // ----- Internals ----------------------------------------------------------
+
+    fn set_state(&mut self, to: State, reason: Reason, retry_in_ms: Option<u64>) {
+        let from = std::mem::replace(&mut self.state, to);
+        self.events.push_back(Event::StateChanged(StateChange {
+            from,
+            to,
+            reason,
+            attempt: self.attempt,
+            retry_in_ms,
+        }));
+    }
+
+    fn start_attempt(&mut self, now: u64) {
+        self.retry_at = None;
+        self.transport = Transport::Opening {
+            deadline: now + self.config.connect_timeout_ms,
+        };
+        self.transmits.push_back(Transmit::Open);
+    }
+
+    fn drop_transport(&mut self, code: u16, reason: &str) {
+        if self.transport != Transport::None {
+            self.transmits.push_back(Transmit::Close {
+                code,
+                reason: reason.to_owned(),
+            });
+            self.transport = Transport::None;
+        }
+    }
+
+    fn unestablish_subscriptions(&mut self) {
+        for (_, sub) in self.subs.iter_mut() {
+            sub.state = SubscriptionState::Pending;
+        }
+    }
+
+    /// Ends in `Disconnected`, reporting queued frames as unsent.
+    fn stop(&mut self, _now: u64, reason: Reason) {
+        self.retry_at = None;
+        self.stable_at = None;
+        self.unestablish_subscriptions();
+        self.set_state(State::Disconnected, reason, None);
+        for queued in self.queue.drain().collect::<Vec<_>>() {
+            self.events.push_back(Event::Unsent {
+                frame: queued.frame,
+                reason: UnsentReason::Closed,
+            });
+        }
+    }
+
+    fn schedule_retry(&mut self, now: u64, reason: Reason, slowly: bool) {
+        self.unestablish_subscriptions();
+        self.stable_at = None;
+        let backoff = &self.config.backoff;
+        if backoff.max_attempts.is_some_and(|max| self.attempt >= max) {
+            let attempts = self.attempt;
+            self.stop(now, Reason::GaveUp { attempts });
+            return;
+        }
+        let step = if slowly {
+            self.attempt.max(backoff.capped_attempt())
+        } else {
+            self.attempt
+        };
+        let delay = match &reason {
+            Reason::ServerReconnect { retry_after_ms, .. } => {
+                let spread = (retry_after_ms / 4).max(1_000);
+                retry_after_ms + self.rng.u64(0..=spread)
+            }
+            _ => backoff.delay_ms(step, &mut self.rng),
+        };
+        self.attempt = self.attempt.saturating_add(1);
+        self.retry_at = Some(now + delay);
+        self.set_state(State::Reconnecting, reason, Some(delay));
+    }
+
+    fn saw_traffic(&mut self, now: u64) {
+        self.last_inbound = now;
+        self.ping_sent = false;
+        self.probe_deadline = None;
+    }
+
+    fn liveness_deadline(&self) -> u64 {
+        let deadline = self.last_inbound + self.liveness_timeout_ms();
+        self.probe_deadline.map_or(deadline, |p| p.min(deadline))
+    }
+
+    fn idle_ping_at(&self) -> Option<u64> {
+        let has_ping = self.config.heartbeat.idle_ping && !self.ping_sent;
+        has_ping.then(|| self.last_inbound + self.liveness_timeout_ms() / 2)
+    }
+
+    fn send_subscribe(&mut self, topic: &str) {
+        let recovery = self.dialect.supports_recovery();
+        let acks = self.dialect.acks_subscriptions();
+        let Some(sub) = self.subs.get_mut(topic) else {
+            return;
+        };
+        let since = if recovery {
+            sub.position.as_ref()
+        } else {
+            None
+        };
+        sub.sent_since = since.is_some();
+        match self.dialect.encode_subscribe(topic, since) {
+            Some(frame) if acks => {
+                sub.state = SubscriptionState::Subscribing;
+                self.transmits.push_back(Transmit::Send(frame));
+            }
+            frame => {
+                if let Some(frame) = frame {
+                    self.transmits.push_back(Transmit::Send(frame));
+                }
+                let recovery = if sub.established_before {
+                    Recovery::Lost
+                } else {
+                    Recovery::Fresh
+                };
+                sub.state = SubscriptionState::Subscribed;
+                sub.established_before = true;
+                self.events.push_back(Event::Subscribed {
+                    topic: topic.to_owned(),
+                    recovery,
+                });
+            }
+        }
+    }
+
+    fn dispatch(&mut self, now: u64, value: V) {
+        let inbound = match self.dialect.decode(value, &self.subs) {
+            Ok(inbound) => inbound,
+            Err(e) => {
+                self.events.push_back(Event::DecodeError(e));
+                return;
+            }
+        };
+        match inbound {
+            Inbound::Welcome {
+                client_id,
+                heartbeat_interval_ms,
+            } => {
+                self.server_heartbeat_ms = heartbeat_interval_ms;
+                self.events.push_back(Event::Welcome {
+                    client_id,
+                    heartbeat_interval_ms,
+                });
+            }
+            Inbound::SubscribeAck {
+                topic,
+                success,
+                error,
+                recovered,
+                position,
+            } => self.on_subscribe_ack(topic, success, error, recovered, position),
+            Inbound::UnsubscribeAck { topic, .. } => {
+                self.events.push_back(Event::Unsubscribed { topic })
+            }
+            Inbound::Topics(topics) => self.events.push_back(Event::Topics(topics)),
+            Inbound::Message(message) => self.on_message(message),
+            Inbound::Heartbeat { timestamp, .. } => {
+                if let Some(echo) = self.dialect.encode_heartbeat_echo(timestamp.as_ref()) {
+                    self.transmits.push_back(Transmit::Send(echo));
+                }
+            }
+            Inbound::Pong | Inbound::Ignore => {}
+            Inbound::Error(error) => self.events.push_back(Event::ServerError(error)),
+            Inbound::Reconnect {
+                reason,
+                retry_after_ms,
+            } => {
+                self.drop_transport(close_code::NORMAL, "reconnect requested by server");
+                self.schedule_retry(
+                    now,
+                    Reason::ServerReconnect {
+                        reason,
+                        retry_after_ms,
+                    },
+                    false,
+                );
+            }
+            Inbound::Unknown(value) => self.events.push_back(Event::Unknown(value)),
+        }
+    }
+
+    fn on_subscribe_ack(
+        &mut self,
+        topic: String,
+        success: bool,
+        error: Option<String>,
+        recovered: Option<bool>,
+        position: Option<Position>,
+    ) {
+        let supports_recovery = self.dialect.supports_recovery();
+        let Some(sub) = self.subs.get_mut(&topic) else {
+            return; // unsubscribed meanwhile
+        };
+        if !success {
+            let error = error.unwrap_or_else(|| "refused without a reason".to_owned());
+            sub.state = SubscriptionState::Failed(error.clone());
+            self.events
+                .push_back(Event::SubscribeFailed { topic, error });
+            return;
+        }
+        let recovery = match (supports_recovery && sub.sent_since, recovered) {
+            (true, Some(true)) => Recovery::Recovered,
+            (true, _) => Recovery::Lost,
+            (false, _) if sub.established_before => Recovery::Lost,
+            (false, _) => Recovery::Fresh,
+        };
+        if recovery != Recovery::Recovered {
+            if let Some(position) = position {
+                sub.position = Some(position);
+            }
+        }
+        sub.state = SubscriptionState::Subscribed;
+        sub.established_before = true;
+        self.events.push_back(Event::Subscribed { topic, recovery });
+    }
+
+    fn on_message(&mut self, message: Message<V>) {
+        if let (Some(next), Some(sub)) = (&message.position, self.subs.get_mut(&message.topic)) {
+            if let Some(last) = &sub.position {
+                if last.epoch == next.epoch && next.seq <= last.seq {
+                    return; // already delivered: at most once
+                }
+                if last.epoch != next.epoch || next.seq > last.seq + 1 {
+                    self.events.push_back(Event::Gap {
+                        topic: message.topic.clone(),
+                        last: last.clone(),
+                        next: next.clone(),
+                    });
+                }
+            }
+            sub.position = Some(next.clone());
+        }
+        self.events.push_back(Event::Message(message));
+    }
+}
