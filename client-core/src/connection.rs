@@ -307,7 +307,7 @@ enum Transport {
 /// call that may need it. See the crate docs for the drive loop.
 pub struct Connection<V: JsonValue> {
     config: Config,
-    dialect: Box<dyn Dialect<V>>,
+    dialect: Box<dyn Dialect<V> + Send>,
     state: State,
     transport: Transport,
     attempt: u32,
@@ -338,7 +338,7 @@ impl<V: JsonValue> std::fmt::Debug for Connection<V> {
 
 impl<V: JsonValue> Connection<V> {
     /// A disconnected connection; call [`connect`](Self::connect) to start.
-    pub fn new(config: Config, dialect: Box<dyn Dialect<V>>) -> Self {
+    pub fn new(config: Config, dialect: Box<dyn Dialect<V> + Send>) -> Self {
         let rng = fastrand::Rng::with_seed(config.seed);
         Connection {
             config,

@@ -100,7 +100,7 @@ impl DialectKind {
     }
 
     /// The dialect as a trait object for [`Connection`](crate::Connection).
-    pub fn build<V: JsonValue + 'static>(self) -> Box<dyn Dialect<V>> {
+    pub fn build<V: JsonValue + 'static>(self) -> Box<dyn Dialect<V> + Send> {
         match self {
             DialectKind::Hublink => Box::new(Hublink),
             DialectKind::Machines => Box::new(Machines),
