@@ -1,0 +1,282 @@
+//! The broker: topics, subscribers and fan-out of published messages.
+//!
+//! [`Broker`] is the seam for scale-out: the in-memory [`MemoryBroker`] is the
+//! default, a Redis implementation can be added behind the same trait.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use axum::extract::ws::Utf8Bytes;
+use futures_util::future::BoxFuture;
+use serde_json::Value;
+
+use crate::auth::pattern_matches;
+use crate::history::{History, Position, Replay};
+use crate::Result;
+
+/// How many rendered shapes a message can have (see [`crate::frames::Shape`]).
+pub(crate) const SHAPES: usize = 6;
+
+/// A message accepted by the broker, with its position. Each endpoint's rendering
+/// of it is serialised once, on first use, and shared by every subscriber.
+pub struct Published {
+    /// The topic it was published on.
+    pub topic: Arc<str>,
+    /// Its position in the topic's stream.
+    pub seq: u64,
+    /// The topic's epoch.
+    pub epoch: Arc<str>,
+    /// The application payload.
+    pub data: Value,
+    /// When the server accepted it, ms since the Unix epoch.
+    pub timestamp: u64,
+    /// Shared by the copies of one event published to several rooms, so a
+    /// connection in several of those rooms gets it once.
+    pub event_id: Option<u64>,
+    pub(crate) frames: [OnceLock<Utf8Bytes>; SHAPES],
+}
+
+impl std::fmt::Debug for Published {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Published")
+            .field("topic", &self.topic)
+            .field("seq", &self.seq)
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Published {
+    /// A message at `seq` in `epoch`.
+    pub fn new(
+        topic: Arc<str>,
+        seq: u64,
+        epoch: Arc<str>,
+        data: Value,
+        timestamp: u64,
+        event_id: Option<u64>,
+    ) -> Published {
+        Published {
+            topic,
+            seq,
+            epoch,
+            data,
+            timestamp,
+            event_id,
+            frames: Default::default(),
+        }
+    }
+}
+
+/// Something that receives a topic's messages: a connection. `deliver` must not
+/// block: it runs while the broker holds the topic's lock.
+pub trait Subscriber: Send + Sync {
+    /// Hands over one message.
+    fn deliver(&self, msg: &Arc<Published>);
+}
+
+/// What a subscribe found, handed to its `on_ready` callback.
+#[derive(Debug)]
+pub struct Subscribed {
+    /// The topic's position when the subscription started.
+    pub position: Position,
+    /// With `since`: the replay, or `Lost`.
+    pub replay: Option<Replay>,
+    /// The latest message still in the window (for endpoints that send the
+    /// current value on subscribe).
+    pub latest: Option<Arc<Published>>,
+}
+
+/// Callback run once when a subscription starts, before any live message.
+pub type OnReady<'a> = Box<dyn FnOnce(&Subscribed) + Send + 'a>;
+
+/// Publish/subscribe with history. Contract of `subscribe`: `on_ready` runs exactly
+/// once, before any live delivery to the subscriber, and every message with a `seq`
+/// above the reported position is delivered live afterwards, in order: no gap and
+/// no duplicate between the replay and the live stream.
+pub trait Broker: Send + Sync {
+    /// Publishes `data` on `topic`, assigning its `seq`.
+    fn publish(
+        &self,
+        topic: &str,
+        data: Value,
+        event_id: Option<u64>,
+    ) -> BoxFuture<'_, Result<Arc<Published>>>;
+    /// Subscribes (or re-subscribes, replacing the earlier registration of `id`).
+    fn subscribe<'a>(
+        &'a self,
+        topic: &'a str,
+        id: u64,
+        subscriber: Arc<dyn Subscriber>,
+        since: Option<Position>,
+        on_ready: OnReady<'a>,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Removes subscriber `id` from `topic`; false when it was not subscribed.
+    fn unsubscribe(&self, topic: &str, id: u64) -> bool;
+    /// Subscribes to every topic matching `pattern` (no history, no replay).
+    fn subscribe_pattern(&self, pattern: &str, id: u64, subscriber: Arc<dyn Subscriber>);
+    /// Undoes [`Broker::subscribe_pattern`].
+    fn unsubscribe_pattern(&self, pattern: &str, id: u64);
+    /// Topics (and patterns) with at least one subscriber.
+    fn active_streams(&self) -> usize;
+    /// Subscriptions over all topics and patterns.
+    fn subscriptions(&self) -> usize;
+    /// The history behind the broker.
+    fn history(&self) -> &dyn History;
+}
+
+type Subs = Vec<(u64, Arc<dyn Subscriber>)>;
+type PatternSubs = Vec<(String, u64, Arc<dyn Subscriber>)>;
+
+/// The in-memory broker: per-topic subscriber lists, each behind its own lock,
+/// which also serialises the topic's history appends, so a subscribe with `since`
+/// is atomic with respect to publishing.
+pub struct MemoryBroker {
+    // Topic entries are never removed, so a publish and a subscribe on the same
+    // topic always meet on the same lock.
+    topics: Mutex<HashMap<String, Arc<Mutex<Subs>>>>,
+    patterns: RwLock<PatternSubs>,
+    history: Arc<dyn History>,
+    active: AtomicUsize,
+    subscriptions: AtomicUsize,
+}
+
+impl std::fmt::Debug for MemoryBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBroker").finish_non_exhaustive()
+    }
+}
+
+impl MemoryBroker {
+    /// A broker over `history`.
+    pub fn new(history: Arc<dyn History>) -> MemoryBroker {
+        MemoryBroker {
+            topics: Mutex::new(HashMap::new()),
+            patterns: RwLock::new(Vec::new()),
+            history,
+            active: AtomicUsize::new(0),
+            subscriptions: AtomicUsize::new(0),
+        }
+    }
+
+    fn entry(&self, topic: &str) -> Arc<Mutex<Subs>> {
+        let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        topics.entry(topic.to_string()).or_default().clone()
+    }
+
+    fn publish_now(&self, topic: &str, data: Value, event_id: Option<u64>) -> Arc<Published> {
+        let entry = self.entry(topic);
+        let subs = entry.lock().unwrap_or_else(|e| e.into_inner());
+        let msg = self.history.append(topic, data, event_id);
+        for (_, s) in subs.iter() {
+            s.deliver(&msg);
+        }
+        let patterns = self.patterns.read().unwrap_or_else(|e| e.into_inner());
+        for (p, _, s) in patterns.iter() {
+            if pattern_matches(p, topic) {
+                s.deliver(&msg);
+            }
+        }
+        drop(patterns);
+        drop(subs);
+        msg
+    }
+}
+
+impl Broker for MemoryBroker {
+    fn publish(
+        &self,
+        topic: &str,
+        data: Value,
+        event_id: Option<u64>,
+    ) -> BoxFuture<'_, Result<Arc<Published>>> {
+        let msg = self.publish_now(topic, data, event_id);
+        Box::pin(async move { Ok(msg) })
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        topic: &'a str,
+        id: u64,
+        subscriber: Arc<dyn Subscriber>,
+        since: Option<Position>,
+        on_ready: OnReady<'a>,
+    ) -> BoxFuture<'a, Result<()>> {
+        let entry = self.entry(topic);
+        let mut subs = entry.lock().unwrap_or_else(|e| e.into_inner());
+        let position = self.history.position(topic);
+        let replay = since.map(|s| self.history.since(topic, &s));
+        let latest = self.history.latest(topic);
+        on_ready(&Subscribed {
+            position,
+            replay,
+            latest,
+        });
+        if let Some(slot) = subs.iter_mut().find(|(i, _)| *i == id) {
+            slot.1 = subscriber;
+        } else {
+            if subs.is_empty() {
+                self.active.fetch_add(1, Ordering::Relaxed);
+            }
+            subs.push((id, subscriber));
+            self.subscriptions.fetch_add(1, Ordering::Relaxed);
+        }
+        drop(subs);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn unsubscribe(&self, topic: &str, id: u64) -> bool {
+        let entry = {
+            let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+            match topics.get(topic) {
+                Some(e) => e.clone(),
+                None => return false,
+            }
+        };
+        let mut subs = entry.lock().unwrap_or_else(|e| e.into_inner());
+        let before = subs.len();
+        subs.retain(|(i, _)| *i != id);
+        let removed = subs.len() < before;
+        if removed {
+            self.subscriptions.fetch_sub(1, Ordering::Relaxed);
+            if subs.is_empty() {
+                self.active.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        removed
+    }
+
+    fn subscribe_pattern(&self, pattern: &str, id: u64, subscriber: Arc<dyn Subscriber>) {
+        let mut patterns = self.patterns.write().unwrap_or_else(|e| e.into_inner());
+        if !patterns.iter().any(|(p, _, _)| p == pattern) {
+            self.active.fetch_add(1, Ordering::Relaxed);
+        }
+        patterns.push((pattern.to_string(), id, subscriber));
+        self.subscriptions.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn unsubscribe_pattern(&self, pattern: &str, id: u64) {
+        let mut patterns = self.patterns.write().unwrap_or_else(|e| e.into_inner());
+        let before = patterns.len();
+        patterns.retain(|(p, i, _)| !(p == pattern && *i == id));
+        if patterns.len() < before {
+            self.subscriptions.fetch_sub(1, Ordering::Relaxed);
+            if !patterns.iter().any(|(p, _, _)| p == pattern) {
+                self.active.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn active_streams(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    fn subscriptions(&self) -> usize {
+        self.subscriptions.load(Ordering::Relaxed)
+    }
+
+    fn history(&self) -> &dyn History {
+        &*self.history
+    }
+}

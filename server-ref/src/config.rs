@@ -1,0 +1,225 @@
+//! Command-line flags and `HUBLINK_*` environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Parses a duration: `250ms`, `30s`, `5m`, or a bare number of seconds (`1.5`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (s, 1.0)
+    };
+    let value: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("duration {s:?} is not a number with an optional ms/s/m/h suffix"))?;
+    if !value.is_finite() || value < 0.0 {
+        return Err(format!("duration {s:?} must be a non-negative number"));
+    }
+    Ok(Duration::from_secs_f64(value * unit))
+}
+
+/// Server configuration. Every flag can also be set with the environment
+/// variable named in its help (`HUBLINK_*`). Durations accept `250ms`, `30s`,
+/// `5m` or a bare number of seconds.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "hublink-server",
+    version,
+    about = "Reference server for hublink.v1 and the seed backends' WebSocket endpoints"
+)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "HUBLINK_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// HS256 secret for JWTs. When neither this nor --jwt-secret-file is set, auth is
+    /// off (except the actions endpoint, which then refuses every upgrade with 401).
+    #[arg(long, env = "HUBLINK_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// File holding the HS256 secret (surrounding whitespace is trimmed).
+    #[arg(long, env = "HUBLINK_JWT_SECRET_FILE")]
+    pub jwt_secret_file: Option<PathBuf>,
+
+    /// Endpoints that accept connections without a token even when a secret is set
+    /// (comma-separated: ws, topics, machines, devices, power). A token that is
+    /// presented is still verified. The actions endpoint always needs a token.
+    #[arg(long, env = "HUBLINK_ANONYMOUS_ENDPOINTS", value_delimiter = ',')]
+    pub anonymous_endpoints: Vec<String>,
+
+    /// Let connections without a token `publish` on /ws (tokens need a `publish` claim).
+    #[arg(long, env = "HUBLINK_ANONYMOUS_PUBLISH")]
+    pub anonymous_publish: bool,
+
+    /// Key for the HTTP publish API (`Authorization: Bearer <key>`). Unset: the API answers 503.
+    #[arg(long, env = "HUBLINK_PUBLISH_KEY", hide_env_values = true)]
+    pub publish_key: Option<String>,
+
+    /// Allowed `Origin` values (comma-separated). Empty allows every origin (development default).
+    #[arg(long, env = "HUBLINK_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Server heartbeat period (also the WebSocket ping period).
+    #[arg(long, env = "HUBLINK_HEARTBEAT_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub heartbeat_interval: Duration,
+
+    /// Close a connection silent for this long with 4008. Default: 2 x heartbeat + 10 s.
+    #[arg(long, env = "HUBLINK_STALE_TIMEOUT", value_parser = parse_duration)]
+    pub stale_timeout: Option<Duration>,
+
+    /// WebSocket ping period on /ws/machines (the Go hub's pingPeriod).
+    #[arg(long, env = "HUBLINK_MACHINES_PING_INTERVAL", default_value = "54s", value_parser = parse_duration)]
+    pub machines_ping_interval: Duration,
+
+    /// `retry_after` (whole seconds) announced in `reconnect` on graceful shutdown.
+    #[arg(long, env = "HUBLINK_RETRY_AFTER", default_value_t = 2)]
+    pub retry_after: u64,
+
+    /// Longest wait for connections to close on shutdown.
+    #[arg(long, env = "HUBLINK_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// Largest inbound WebSocket message/frame in bytes; larger ones close with 1009.
+    #[arg(long, env = "HUBLINK_MAX_MESSAGE_SIZE", default_value_t = 64 * 1024)]
+    pub max_message_size: usize,
+
+    /// Largest `data` of a client `publish`, serialised, in bytes (`message_too_big`).
+    #[arg(long, env = "HUBLINK_MAX_PUBLISH_SIZE", default_value_t = 32 * 1024)]
+    pub max_publish_size: usize,
+
+    /// Most simultaneous WebSocket connections; the next upgrade gets 503.
+    #[arg(long, env = "HUBLINK_MAX_CONNECTIONS", default_value_t = 20_000)]
+    pub max_connections: usize,
+
+    /// Inbound messages per second per connection (token bucket refill rate).
+    #[arg(long, env = "HUBLINK_RATE_LIMIT", default_value_t = 100.0)]
+    pub rate_limit: f64,
+
+    /// Token bucket size: messages a connection may send in a burst.
+    #[arg(long, env = "HUBLINK_RATE_BURST", default_value_t = 200.0)]
+    pub rate_burst: f64,
+
+    /// Frames queued per connection before it is closed as a slow consumer (4009).
+    #[arg(long, env = "HUBLINK_SEND_QUEUE", default_value_t = 256)]
+    pub send_queue: usize,
+
+    /// Most subscriptions per connection.
+    #[arg(long, env = "HUBLINK_MAX_SUBSCRIPTIONS", default_value_t = 1000)]
+    pub max_subscriptions: usize,
+
+    /// Longest topic name in bytes.
+    #[arg(long, env = "HUBLINK_MAX_TOPIC_LEN", default_value_t = 256)]
+    pub max_topic_len: usize,
+
+    /// Errors a connection may cause before it is closed with 1008.
+    #[arg(long, env = "HUBLINK_MAX_ERRORS", default_value_t = 100)]
+    pub max_errors: u64,
+
+    /// Messages kept per topic for replay.
+    #[arg(long, env = "HUBLINK_HISTORY_SIZE", default_value_t = 1000)]
+    pub history_size: usize,
+
+    /// Age after which messages leave the replay window.
+    #[arg(long, env = "HUBLINK_HISTORY_AGE", default_value = "300s", value_parser = parse_duration)]
+    pub history_age: Duration,
+
+    /// tungstenite read buffer per connection, bytes.
+    #[arg(long, env = "HUBLINK_READ_BUFFER", default_value_t = 4096)]
+    pub read_buffer_size: usize,
+
+    /// tungstenite write buffer per connection, bytes (0 writes each message eagerly).
+    #[arg(long, env = "HUBLINK_WRITE_BUFFER", default_value_t = 0)]
+    pub write_buffer_size: usize,
+
+    /// Start the simulated feeds (machines, devices, power, orders).
+    #[arg(long, env = "HUBLINK_DEMO")]
+    pub demo: bool,
+
+    /// Machine ids the demo feed simulates.
+    #[arg(
+        long,
+        env = "HUBLINK_DEMO_MACHINES",
+        value_delimiter = ',',
+        default_value = "CNC-001,CNC-002,CNC-003"
+    )]
+    pub demo_machines: Vec<String>,
+
+    /// Period of the demo machines' sensor data (the Go seed uses 5 s).
+    #[arg(long, env = "HUBLINK_DEMO_MACHINE_PERIOD", default_value = "5s", value_parser = parse_duration)]
+    pub demo_machine_period: Duration,
+
+    /// Period of the demo power readings per module.
+    #[arg(long, env = "HUBLINK_DEMO_POWER_PERIOD", default_value = "100ms", value_parser = parse_duration)]
+    pub demo_power_period: Duration,
+
+    /// Power modules the demo feed simulates.
+    #[arg(
+        long,
+        env = "HUBLINK_DEMO_POWER_MODULES",
+        value_delimiter = ',',
+        default_value = "1,2,3,4"
+    )]
+    pub demo_power_modules: Vec<String>,
+
+    /// Branch the demo order events belong to (and the printed demo token's branch).
+    #[arg(long, env = "HUBLINK_DEMO_BRANCH", default_value = "demo-branch")]
+    pub demo_branch: String,
+
+    /// Period of the demo order/machine/operator events.
+    #[arg(long, env = "HUBLINK_DEMO_ORDER_PERIOD", default_value = "3s", value_parser = parse_duration)]
+    pub demo_order_period: Duration,
+
+    /// Divide the device streams' documented periods (30 s / 60 s) by this factor.
+    #[arg(long, env = "HUBLINK_DEMO_DEVICE_SPEEDUP", default_value_t = 1.0)]
+    pub demo_device_speedup: f64,
+}
+
+impl Config {
+    /// The configuration with every default, as if no flag were given.
+    pub fn defaults() -> Config {
+        Config::parse_from(["hublink-server"])
+    }
+
+    /// The effective stale timeout: the flag, or `2 x heartbeat + 10 s`.
+    pub fn stale_timeout(&self) -> Duration {
+        self.stale_timeout
+            .unwrap_or(self.heartbeat_interval * 2 + Duration::from_secs(10))
+    }
+
+    /// The JWT secret from the flag or the file, if any.
+    pub fn load_jwt_secret(&self) -> crate::Result<Option<Vec<u8>>> {
+        if let Some(s) = &self.jwt_secret {
+            if s.is_empty() {
+                return Err(crate::Error::Config("--jwt-secret is empty".into()));
+            }
+            return Ok(Some(s.as_bytes().to_vec()));
+        }
+        if let Some(path) = &self.jwt_secret_file {
+            let text = std::fs::read_to_string(path).map_err(|source| crate::Error::Io {
+                context: format!("reading --jwt-secret-file {}", path.display()),
+                source,
+            })?;
+            let text = text.trim();
+            if text.is_empty() {
+                return Err(crate::Error::Config(format!(
+                    "--jwt-secret-file {} is empty",
+                    path.display()
+                )));
+            }
+            return Ok(Some(text.as_bytes().to_vec()));
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,617 @@
+//! The per-connection machinery shared by every endpoint: admission (origin,
+//! connection limit, token), the socket split into a reader loop and a writer
+//! task joined by a bounded queue, heartbeats, stale cleanup, rate limiting,
+//! error accounting and graceful shutdown.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::future::BoxFuture;
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::sync::{mpsc, Notify};
+
+use crate::auth::{token_from, Claims};
+use crate::broker::{Published, Subscriber};
+use crate::frames::{error_frame, frame, reconnect_frame, Shape};
+use crate::metrics::{Endpoint, Metrics};
+use crate::AppState;
+
+/// Close codes used by the server.
+pub mod close {
+    /// Normal closure.
+    pub const NORMAL: u16 = 1000;
+    /// Policy violation (too many errors).
+    pub const POLICY: u16 = 1008;
+    /// Message too big.
+    pub const TOO_BIG: u16 = 1009;
+    /// Service restart.
+    pub const RESTART: u16 = 1012;
+    /// Heartbeat timeout.
+    pub const STALE: u16 = 4008;
+    /// Slow consumer.
+    pub const SLOW_CONSUMER: u16 = 4009;
+    /// Rate limited.
+    pub const RATE_LIMITED: u16 = 4029;
+}
+
+pub(crate) enum Out {
+    Frame(Utf8Bytes),
+    Ping,
+}
+
+struct CloseRequest {
+    code: u16,
+    reason: &'static str,
+    last: Option<Utf8Bytes>,
+}
+
+/// The part of a connection that subscribers and the reader share: the bounded
+/// send queue and the close request.
+pub(crate) struct ConnShared {
+    pub(crate) id: u64,
+    tx: mpsc::Sender<Out>,
+    close: Mutex<Option<(u16, &'static str)>>,
+    pending: Mutex<Option<CloseRequest>>,
+    notify: Notify,
+    metrics: Arc<AppState>,
+}
+
+impl ConnShared {
+    /// Queues a frame without waiting. A full queue closes the connection as a
+    /// slow consumer (4009); the broadcast never waits for it.
+    pub(crate) fn send(&self, f: Utf8Bytes) -> bool {
+        match self.tx.try_send(Out::Frame(f)) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                Metrics::inc(&self.metrics.metrics.dropped);
+                if self.close(close::SLOW_CONSUMER, "slow consumer", None) {
+                    Metrics::inc(&self.metrics.metrics.slow_consumer_closes);
+                    tracing::info!(conn = self.id, "send queue full: closing as slow consumer");
+                }
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Asks the writer to send `last` (if any) then a close frame. The first request wins.
+    pub(crate) fn close(&self, code: u16, reason: &'static str, last: Option<Utf8Bytes>) -> bool {
+        let mut c = self.close.lock().unwrap_or_else(|e| e.into_inner());
+        if c.is_some() {
+            return false;
+        }
+        *c = Some((code, reason));
+        *self.pending.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(CloseRequest { code, reason, last });
+        self.notify.notify_one();
+        true
+    }
+
+    pub(crate) fn closing(&self) -> bool {
+        self.close
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+}
+
+/// A subscriber that queues one shape of every message.
+pub(crate) struct ShapeSubscriber {
+    pub(crate) conn: Arc<ConnShared>,
+    pub(crate) shape: Shape,
+}
+
+impl Subscriber for ShapeSubscriber {
+    fn deliver(&self, msg: &Arc<Published>) {
+        self.conn.send(msg.frame(self.shape));
+    }
+}
+
+/// What a handler works with.
+pub(crate) struct Ctx {
+    pub(crate) conn: Arc<ConnShared>,
+    pub(crate) state: Arc<AppState>,
+    pub(crate) claims: Option<Claims>,
+    pub(crate) errors: u64,
+    /// Power-style errors carry an RFC 3339 `timestamp`.
+    pub(crate) iso_errors: bool,
+}
+
+impl Ctx {
+    pub(crate) fn send_json(&self, v: &Value) {
+        self.conn.send(frame(v));
+    }
+
+    /// Sends a recoverable `error`; past the error limit, a final one and close 1008.
+    pub(crate) fn error(&mut self, code: &str, message: &str) {
+        self.errors += 1;
+        Metrics::inc(&self.state.metrics.errors_sent);
+        if self.errors > self.state.config.max_errors {
+            let f = self.error_frame(
+                "too_many_errors",
+                &format!(
+                    "{message} (error limit of {} reached)",
+                    self.state.config.max_errors
+                ),
+                false,
+            );
+            self.conn.close(close::POLICY, "too many errors", Some(f));
+            return;
+        }
+        let f = self.error_frame(code, message, true);
+        self.conn.send(f);
+    }
+
+    /// Sends a non-recoverable `error`, then closes with `code`.
+    pub(crate) fn fatal(
+        &mut self,
+        code: &str,
+        message: &str,
+        close_code: u16,
+        reason: &'static str,
+    ) {
+        self.errors += 1;
+        Metrics::inc(&self.state.metrics.errors_sent);
+        let f = self.error_frame(code, message, false);
+        self.conn.close(close_code, reason, Some(f));
+    }
+
+    fn error_frame(&self, code: &str, message: &str, recoverable: bool) -> Utf8Bytes {
+        if self.iso_errors {
+            frame(&serde_json::json!({
+                "type": "error", "code": code, "message": message,
+                "timestamp": crate::frames::iso8601(crate::now_ms()),
+                "recoverable": recoverable, "error_count": self.errors,
+            }))
+        } else {
+            error_frame(code, message, recoverable, self.errors)
+        }
+    }
+}
+
+/// One endpoint's protocol.
+pub(crate) trait Handler: Send + 'static {
+    /// After the upgrade: greet, start fixed subscriptions.
+    fn on_open<'a>(&'a mut self, ctx: &'a mut Ctx) -> BoxFuture<'a, ()>;
+    /// A text message from the client.
+    fn on_text<'a>(&'a mut self, ctx: &'a mut Ctx, text: &'a str) -> BoxFuture<'a, ()>;
+    /// A binary message from the client.
+    fn on_binary(&mut self, ctx: &mut Ctx) {
+        ctx.error(
+            "binary_frame",
+            "binary frames are not accepted: send JSON in text frames",
+        );
+    }
+    /// Every heartbeat interval, when the endpoint has heartbeats.
+    fn on_heartbeat(&mut self, _ctx: &mut Ctx) {}
+    /// The connection ended: drop subscriptions.
+    fn on_close(&mut self, ctx: &mut Ctx);
+}
+
+/// Per-endpoint options of the driver.
+pub(crate) struct DriveOptions {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) batch: bool,
+    pub(crate) ping_interval: Duration,
+    pub(crate) heartbeat: bool,
+    pub(crate) reconnect_on_shutdown: bool,
+    pub(crate) iso_errors: bool,
+}
+
+/// Holds one slot of `--max-connections` until dropped.
+pub(crate) struct ConnPermit {
+    state: Arc<AppState>,
+}
+
+impl Drop for ConnPermit {
+    fn drop(&mut self) {
+        self.state.live.fetch_sub(1, Ordering::AcqRel);
+        self.state.live_changed.notify_waiters();
+    }
+}
+
+/// Origin, connection limit and token checks before an upgrade.
+pub(crate) fn admit(
+    state: &Arc<AppState>,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<(ConnPermit, Option<Claims>), Box<Response>> {
+    let m = &state.metrics;
+    let origins = &state.config.allowed_origins;
+    if !origins.is_empty() {
+        if let Some(origin) = headers.get(axum::http::header::ORIGIN) {
+            let origin = origin.to_str().unwrap_or_default();
+            if !origins.iter().any(|o| o == origin) {
+                Metrics::inc(&m.rejected_forbidden);
+                return Err(Box::new(
+                    (
+                        StatusCode::FORBIDDEN,
+                        format!("origin {origin:?} is not allowed\n"),
+                    )
+                        .into_response(),
+                ));
+            }
+        }
+    }
+    if *state.shutdown.borrow() {
+        return Err(Box::new(
+            (StatusCode::SERVICE_UNAVAILABLE, "server is shutting down\n").into_response(),
+        ));
+    }
+    let live = state.live.fetch_add(1, Ordering::AcqRel);
+    let permit = ConnPermit {
+        state: state.clone(),
+    };
+    if live >= state.config.max_connections {
+        Metrics::inc(&m.rejected_limit);
+        return Err(Box::new(
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "too many connections (limit {})\n",
+                    state.config.max_connections
+                ),
+            )
+                .into_response(),
+        ));
+    }
+    let token = token_from(query, headers);
+    let unauthorized = |why: String| {
+        Metrics::inc(&m.rejected_auth);
+        Box::new((StatusCode::UNAUTHORIZED, format!("{why}\n")).into_response())
+    };
+    let claims = match (&state.verifier, token) {
+        (Some(v), Some(t)) => Some(v.verify(&t).map_err(|e| unauthorized(e.to_string()))?),
+        (Some(_), None) => {
+            let anonymous = endpoint != Endpoint::Actions
+                && state.config.anonymous_endpoints.iter().any(|e| {
+                    e == endpoint.name() || (e == "power" && endpoint == Endpoint::Health)
+                });
+            if !anonymous {
+                return Err(unauthorized(
+                    "unauthorized: a token is required (?token= or Authorization: Bearer)".into(),
+                ));
+            }
+            None
+        }
+        (None, _) if endpoint == Endpoint::Actions => {
+            tracing::warn!("actions endpoint refused: it always needs a token, and no --jwt-secret is configured");
+            return Err(unauthorized(
+                "unauthorized: this endpoint needs a JWT and the server has no --jwt-secret configured".into(),
+            ));
+        }
+        (None, _) => None,
+    };
+    Ok((permit, claims))
+}
+
+/// Upgrades with the configured limits and runs `handler` on the socket.
+pub(crate) fn upgrade<H: Handler>(
+    ws: WebSocketUpgrade,
+    state: Arc<AppState>,
+    admitted: (ConnPermit, Option<Claims>),
+    opts: DriveOptions,
+    handler: H,
+) -> Response {
+    let c = &state.config;
+    let ws = ws
+        .read_buffer_size(c.read_buffer_size)
+        .write_buffer_size(c.write_buffer_size)
+        .max_write_buffer_size(c.write_buffer_size + (4 << 20))
+        .max_message_size(c.max_message_size)
+        .max_frame_size(c.max_message_size);
+    let ws = if opts.endpoint == Endpoint::Ws {
+        ws.protocols(["hublink.v1"])
+    } else {
+        ws
+    };
+    let (permit, claims) = admitted;
+    ws.on_upgrade(move |socket| drive(socket, state, permit, claims, opts, handler))
+}
+
+struct TokenBucket {
+    tokens: f64,
+    rate: f64,
+    burst: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        let dt = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+fn is_too_big(e: &axum::Error) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = src {
+        if let Some(te) = err.downcast_ref::<tungstenite::Error>() {
+            return matches!(te, tungstenite::Error::Capacity(_));
+        }
+        src = err.source();
+    }
+    false
+}
+
+async fn drive<H: Handler>(
+    socket: WebSocket,
+    state: Arc<AppState>,
+    permit: ConnPermit,
+    claims: Option<Claims>,
+    opts: DriveOptions,
+    mut handler: H,
+) {
+    let _permit = permit;
+    let m = &state.metrics;
+    let endpoint = opts.endpoint;
+    m.connections[endpoint as usize].fetch_add(1, Ordering::Relaxed);
+    Metrics::inc(&m.connections_total);
+    let id = state.next_id();
+    tracing::debug!(conn = id, endpoint = endpoint.name(), "connected");
+
+    let (sink, mut stream) = socket.split();
+    let (tx, rx) = mpsc::channel(state.config.send_queue.max(1));
+    let shared = Arc::new(ConnShared {
+        id,
+        tx,
+        close: Mutex::new(None),
+        pending: Mutex::new(None),
+        notify: Notify::new(),
+        metrics: state.clone(),
+    });
+    let mut writer = tokio::spawn(write_loop(sink, rx, shared.clone(), opts.batch));
+    let mut ctx = Ctx {
+        conn: shared.clone(),
+        state: state.clone(),
+        claims,
+        errors: 0,
+        iso_errors: opts.iso_errors,
+    };
+    let mut bucket = TokenBucket {
+        tokens: state.config.rate_burst.max(1.0),
+        rate: state.config.rate_limit,
+        burst: state.config.rate_burst.max(1.0),
+        last: Instant::now(),
+    };
+    handler.on_open(&mut ctx).await;
+
+    let hb_period = state
+        .config
+        .heartbeat_interval
+        .max(Duration::from_millis(10));
+    let mut heartbeat =
+        tokio::time::interval_at(tokio::time::Instant::now() + hb_period, hb_period);
+    let ping_period = opts.ping_interval.max(Duration::from_millis(10));
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_period, ping_period);
+    let stale = state.config.stale_timeout();
+    let mut last_inbound = tokio::time::Instant::now();
+    let mut shutdown = state.shutdown.clone();
+    let mut shutting_down = *shutdown.borrow();
+    let mut writer_done = false;
+
+    loop {
+        tokio::select! {
+            _ = &mut writer => { writer_done = true; break; }
+            msg = stream.next() => {
+                match msg {
+                    None => break,
+                    Some(Err(e)) => {
+                        if is_too_big(&e) {
+                            Metrics::inc(&m.too_big_closes);
+                            shared.close(close::TOO_BIG, "message too big", None);
+                            tracing::info!(conn = id, "inbound message over the size limit: closing with 1009");
+                            continue;
+                        }
+                        tracing::debug!(conn = id, "read error: {e}");
+                        break;
+                    }
+                    Some(Ok(msg)) => {
+                        last_inbound = tokio::time::Instant::now();
+                        if shared.closing() {
+                            continue;
+                        }
+                        match msg {
+                            Message::Text(t) => {
+                                Metrics::inc(&m.messages_in);
+                                if !bucket.allow() {
+                                    Metrics::inc(&m.rate_limited_closes);
+                                    let limit = state.config.rate_limit;
+                                    ctx.fatal("rate_limited", &format!("more than {limit} messages per second"), close::RATE_LIMITED, "rate limited");
+                                    continue;
+                                }
+                                handler.on_text(&mut ctx, t.as_str()).await;
+                            }
+                            Message::Binary(_) => {
+                                Metrics::inc(&m.messages_in);
+                                if !bucket.allow() {
+                                    Metrics::inc(&m.rate_limited_closes);
+                                    ctx.fatal("rate_limited", "too many messages per second", close::RATE_LIMITED, "rate limited");
+                                    continue;
+                                }
+                                handler.on_binary(&mut ctx);
+                            }
+                            Message::Close(_) => {
+                                shared.close(close::NORMAL, "", None);
+                            }
+                            Message::Ping(_) | Message::Pong(_) => {}
+                        }
+                    }
+                }
+            }
+            _ = heartbeat.tick(), if opts.heartbeat => {
+                handler.on_heartbeat(&mut ctx);
+            }
+            _ = ping.tick() => {
+                let _ = shared.tx.try_send(Out::Ping);
+            }
+            _ = tokio::time::sleep_until(last_inbound + stale) => {
+                if shared.close(close::STALE, "heartbeat timeout", None) {
+                    Metrics::inc(&m.stale_closes);
+                    tracing::info!(conn = id, "no inbound frame for {stale:?}: closing with 4008");
+                }
+                last_inbound = tokio::time::Instant::now() + Duration::from_secs(3600);
+            }
+            r = shutdown.changed(), if !shutting_down => {
+                shutting_down = true;
+                if r.is_ok() && *shutdown.borrow() {
+                    let last = opts.reconnect_on_shutdown.then(|| reconnect_frame(state.config.retry_after));
+                    shared.close(close::RESTART, "server restarting", last);
+                }
+            }
+        }
+    }
+
+    handler.on_close(&mut ctx);
+    if !writer_done {
+        shared.close(close::NORMAL, "", None);
+        if tokio::time::timeout(Duration::from_secs(2), &mut writer)
+            .await
+            .is_err()
+        {
+            writer.abort();
+        }
+    }
+    m.connections[endpoint as usize].fetch_sub(1, Ordering::Relaxed);
+    tracing::debug!(conn = id, endpoint = endpoint.name(), "disconnected");
+}
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Out>,
+    shared: Arc<ConnShared>,
+    batch: bool,
+) {
+    let wt = Duration::from_secs(10);
+    let metrics = &shared.metrics.metrics;
+    loop {
+        tokio::select! {
+            biased;
+            _ = shared.notify.notified() => {
+                let req = shared.pending.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(req) = req {
+                    if let Some(last) = req.last {
+                        if let Ok(Ok(())) = tokio::time::timeout(wt, sink.send(Message::Text(last))).await {
+                            Metrics::inc(&metrics.messages_out);
+                        }
+                    }
+                    let cf = CloseFrame { code: req.code, reason: Utf8Bytes::from_static(req.reason) };
+                    let _ = tokio::time::timeout(wt, sink.send(Message::Close(Some(cf)))).await;
+                }
+                break;
+            }
+            out = rx.recv() => {
+                let Some(out) = out else { break };
+                let (msg, n, then_ping) = match out {
+                    Out::Ping => (Message::Ping(Bytes::new()), 0, false),
+                    Out::Frame(f) if batch => {
+                        let mut s: Option<String> = None;
+                        let mut n = 1;
+                        let mut then_ping = false;
+                        while n < 64 {
+                            match rx.try_recv() {
+                                Ok(Out::Frame(g)) => {
+                                    let s = s.get_or_insert_with(|| f.as_str().to_string());
+                                    s.push('\n');
+                                    s.push_str(g.as_str());
+                                    n += 1;
+                                }
+                                Ok(Out::Ping) => { then_ping = true; break; }
+                                Err(_) => break,
+                            }
+                        }
+                        (Message::Text(s.map(Utf8Bytes::from).unwrap_or(f)), n, then_ping)
+                    }
+                    Out::Frame(f) => (Message::Text(f), 1, false),
+                };
+                match tokio::time::timeout(wt, sink.send(msg)).await {
+                    Ok(Ok(())) => { metrics.messages_out.fetch_add(n, Ordering::Relaxed); }
+                    _ => break,
+                }
+                if then_ping && !matches!(tokio::time::timeout(wt, sink.send(Message::Ping(Bytes::new()))).await, Ok(Ok(()))) {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+}
+
+/// Parses a frame as one JSON value or, failing that, as `\n`-separated values.
+/// Lines that are not JSON come back as `Err` with the parser's message.
+pub(crate) fn parse_batch(text: &str) -> Vec<Result<Value, String>> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(v) => vec![Ok(v)],
+        Err(e) => {
+            if !text.contains('\n') {
+                return vec![Err(format!("frame is not JSON: {e}"))];
+            }
+            text.split('\n')
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| serde_json::from_str(l).map_err(|e| format!("line is not JSON: {e}")))
+                .collect()
+        }
+    }
+}
+
+/// The `type` of a client message, or an `invalid_message` description.
+pub(crate) fn message_type<'a>(v: &'a Value, field: &str) -> Result<&'a str, String> {
+    let Some(obj) = v.as_object() else {
+        return Err(format!("message is not a JSON object: {}", short(v)));
+    };
+    match obj.get(field) {
+        Some(Value::String(s)) => Ok(s),
+        Some(other) => Err(format!(
+            "field {field:?} must be a string, got {}",
+            short(other)
+        )),
+        None => Err(format!("field {field:?} is missing")),
+    }
+}
+
+/// A short rendering of a value for error messages.
+pub(crate) fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 60 {
+        let mut end = 60;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}...", &s[..end])
+    } else {
+        s
+    }
+}
+
+/// The query string of a request as a map (values percent-decoded).
+pub(crate) fn query_map(query: Option<&str>) -> HashMap<String, String> {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (
+                crate::auth::percent_decode(k),
+                crate::auth::percent_decode(v),
+            )
+        })
+        .collect()
+}

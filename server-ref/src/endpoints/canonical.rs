@@ -1,0 +1,332 @@
+//! `/ws` (hublink.v1) and `/api/v1/ws/` (the topics dialect, a subset of it
+//! with its own `connected`, heartbeat and data shapes).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use futures_util::future::BoxFuture;
+use serde_json::{json, Value};
+
+use crate::auth::validate_topic;
+use crate::broker::Subscribed;
+use crate::conn::{
+    admit, message_type, parse_batch, short, upgrade, Ctx, DriveOptions, Handler, ShapeSubscriber,
+};
+use crate::frames::{frame, Shape};
+use crate::history::{Position, Replay};
+use crate::metrics::{Endpoint, Metrics};
+use crate::{now_ms, AppState};
+
+/// `GET /ws`.
+pub(crate) async fn ws(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    serve(state, query, headers, ws, false)
+}
+
+/// `GET /api/v1/ws/`.
+pub(crate) async fn topics(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    serve(state, query, headers, ws, true)
+}
+
+fn serve(
+    state: Arc<AppState>,
+    query: Option<String>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+    topics: bool,
+) -> Response {
+    let endpoint = if topics {
+        Endpoint::Topics
+    } else {
+        Endpoint::Ws
+    };
+    let admitted = match admit(&state, endpoint, &headers, query.as_deref()) {
+        Ok(a) => a,
+        Err(r) => return *r,
+    };
+    let opts = DriveOptions {
+        endpoint,
+        batch: false,
+        ping_interval: state.config.heartbeat_interval,
+        heartbeat: true,
+        reconnect_on_shutdown: true,
+        iso_errors: false,
+    };
+    let handler = Canonical {
+        topics_dialect: topics,
+        subs: BTreeSet::new(),
+        subscriber: None,
+    };
+    upgrade(ws, state, admitted, opts, handler)
+}
+
+struct Canonical {
+    topics_dialect: bool,
+    subs: BTreeSet<String>,
+    subscriber: Option<Arc<ShapeSubscriber>>,
+}
+
+fn client_id() -> String {
+    format!("c-{:06x}", fastrand::u32(..0x100_0000))
+}
+
+fn uuid_v4() -> String {
+    let a = fastrand::u128(..);
+    let h = format!("{a:032x}");
+    format!(
+        "{}-{}-4{}-{:x}{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        8 + (a as u8 & 3),
+        &h[17..20],
+        &h[20..32]
+    )
+}
+
+impl Handler for Canonical {
+    fn on_open<'a>(&'a mut self, ctx: &'a mut Ctx) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let shape = if self.topics_dialect {
+                Shape::Topics
+            } else {
+                Shape::Canonical
+            };
+            self.subscriber = Some(Arc::new(ShapeSubscriber {
+                conn: ctx.conn.clone(),
+                shape,
+            }));
+            if self.topics_dialect {
+                ctx.send_json(&json!({
+                    "type": "connected",
+                    "client_id": format!("127.0.0.1-{}", uuid_v4()),
+                    "timestamp": now_ms() / 1000,
+                }));
+            } else {
+                ctx.send_json(&json!({
+                    "type": "connected",
+                    "client_id": client_id(),
+                    "heartbeat_interval": ctx.state.config.heartbeat_interval.as_secs_f64(),
+                    "server_time": now_ms(),
+                    "protocol": "hublink.v1",
+                }));
+            }
+        })
+    }
+
+    fn on_text<'a>(&'a mut self, ctx: &'a mut Ctx, text: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            for item in parse_batch(text) {
+                match item {
+                    Ok(v) => self.handle(ctx, v).await,
+                    Err(e) => ctx.error("invalid_json", &e),
+                }
+            }
+        })
+    }
+
+    fn on_heartbeat(&mut self, ctx: &mut Ctx) {
+        let ts = if self.topics_dialect {
+            now_ms() / 1000
+        } else {
+            now_ms()
+        };
+        ctx.send_json(&json!({
+            "type": "heartbeat",
+            "timestamp": ts,
+            "active_streams": ctx.state.broker.active_streams(),
+        }));
+    }
+
+    fn on_close(&mut self, ctx: &mut Ctx) {
+        for t in std::mem::take(&mut self.subs) {
+            ctx.state.broker.unsubscribe(&t, ctx.conn.id);
+        }
+    }
+}
+
+fn topic_field<'a>(ctx: &mut Ctx, v: &'a Value, ty: &str) -> Option<&'a str> {
+    match v.get("topic") {
+        Some(Value::String(t)) => Some(t),
+        Some(other) => {
+            ctx.error(
+                "invalid_message",
+                &format!(
+                    "{ty}: field \"topic\" must be a string, got {}",
+                    short(other)
+                ),
+            );
+            None
+        }
+        None => {
+            ctx.error(
+                "invalid_message",
+                &format!("{ty}: field \"topic\" is missing"),
+            );
+            None
+        }
+    }
+}
+
+fn parse_since(v: &Value) -> Result<Option<Position>, String> {
+    match v.get("since") {
+        None | Some(Value::Null) => Ok(None),
+        Some(s) => {
+            let seq = s.get("seq").and_then(Value::as_u64);
+            let epoch = s.get("epoch").and_then(Value::as_str);
+            match (seq, epoch) {
+                (Some(seq), Some(epoch)) => Ok(Some(Position { epoch: epoch.into(), seq })),
+                _ => Err(format!(
+                    "subscribe: field \"since\" must be {{\"seq\": integer >= 0, \"epoch\": string}}, got {}",
+                    short(s)
+                )),
+            }
+        }
+    }
+}
+
+impl Canonical {
+    fn nack(&self, ctx: &mut Ctx, topic: &str, code: &str, message: &str) {
+        ctx.error(code, message);
+        ctx.send_json(&json!({
+            "type": "subscribe_ack", "topic": topic, "success": false,
+            "error": format!("{code}: {message}"), "code": code,
+        }));
+    }
+
+    async fn handle(&mut self, ctx: &mut Ctx, v: Value) {
+        let ty = match message_type(&v, "type") {
+            Ok(t) => t,
+            Err(e) => return ctx.error("invalid_message", &e),
+        };
+        let max_len = ctx.state.config.max_topic_len;
+        match ty {
+            "subscribe" => {
+                let Some(topic) = topic_field(ctx, &v, "subscribe") else {
+                    return;
+                };
+                if let Err(e) = validate_topic(topic, max_len) {
+                    return self.nack(ctx, topic, "invalid_topic", &e.to_string());
+                }
+                let since = match parse_since(&v) {
+                    Ok(s) => s,
+                    Err(e) => return self.nack(ctx, topic, "invalid_message", &e),
+                };
+                if let Err(e) = ctx.state.may_subscribe(ctx.claims.as_ref(), topic) {
+                    return self.nack(ctx, topic, "forbidden", &e.to_string());
+                }
+                if !self.subs.contains(topic)
+                    && self.subs.len() >= ctx.state.config.max_subscriptions
+                {
+                    let m = format!("cannot subscribe to {topic:?}: limit of {} subscriptions per connection reached", ctx.state.config.max_subscriptions);
+                    return self.nack(ctx, topic, "too_many_subscriptions", &m);
+                }
+                let conn = ctx.conn.clone();
+                let topics_dialect = self.topics_dialect;
+                let has_since = since.is_some();
+                let owned_topic = topic.to_string();
+                let on_ready = Box::new(move |s: &Subscribed| {
+                    let mut ack =
+                        json!({"type": "subscribe_ack", "topic": owned_topic, "success": true});
+                    if !topics_dialect {
+                        ack["epoch"] = json!(&*s.position.epoch);
+                        ack["seq"] = json!(s.position.seq);
+                    }
+                    let replay = match (&s.replay, has_since) {
+                        (Some(Replay::Recovered(msgs)), true) => {
+                            ack["recovered"] = json!(true);
+                            Some(msgs)
+                        }
+                        (_, true) => {
+                            ack["recovered"] = json!(false);
+                            None
+                        }
+                        _ => None,
+                    };
+                    conn.send(frame(&ack));
+                    for m in replay.into_iter().flatten() {
+                        conn.send(m.frame(if topics_dialect {
+                            Shape::Topics
+                        } else {
+                            Shape::Canonical
+                        }));
+                    }
+                });
+                let sub = self.subscriber.clone().expect("subscriber set in on_open");
+                let broker = ctx.state.broker.clone();
+                match broker
+                    .subscribe(topic, ctx.conn.id, sub, since, on_ready)
+                    .await
+                {
+                    Ok(()) => {
+                        self.subs.insert(topic.to_string());
+                    }
+                    Err(e) => self.nack(ctx, topic, "subscribe_failed", &e.to_string()),
+                }
+            }
+            "unsubscribe" => {
+                let Some(topic) = topic_field(ctx, &v, "unsubscribe") else {
+                    return;
+                };
+                if self.subs.remove(topic) {
+                    ctx.state.broker.unsubscribe(topic, ctx.conn.id);
+                    ctx.send_json(
+                        &json!({"type": "unsubscribe_ack", "topic": topic, "success": true}),
+                    );
+                } else {
+                    ctx.send_json(&json!({
+                        "type": "unsubscribe_ack", "topic": topic, "success": false,
+                        "error": format!("not subscribed to topic {topic:?}"),
+                    }));
+                }
+            }
+            "get_topics" => {
+                let topics: Vec<&String> = self.subs.iter().collect();
+                ctx.send_json(&json!({"type": "topics", "topics": topics}));
+            }
+            "publish" => {
+                let Some(topic) = topic_field(ctx, &v, "publish") else {
+                    return;
+                };
+                if let Err(e) = validate_topic(topic, max_len) {
+                    return ctx.error("invalid_topic", &e.to_string());
+                }
+                let Some(data) = v.get("data") else {
+                    return ctx.error("invalid_message", "publish: field \"data\" is missing");
+                };
+                if let Err(e) = ctx.state.may_publish(ctx.claims.as_ref(), topic) {
+                    return ctx.error("forbidden", &e.to_string());
+                }
+                let size = data.to_string().len();
+                let max = ctx.state.config.max_publish_size;
+                if size > max {
+                    return ctx.error(
+                        "message_too_big",
+                        &format!(
+                            "publish to {topic:?}: data is {size} bytes, over the limit of {max}"
+                        ),
+                    );
+                }
+                if let Err(e) = ctx.state.publish(topic, data.clone(), None).await {
+                    ctx.error("publish_failed", &e.to_string());
+                }
+            }
+            "ping" => ctx.send_json(&json!({"type": "pong", "timestamp": now_ms()})),
+            "heartbeat" => Metrics::inc(&ctx.state.metrics.heartbeat_echoes),
+            other => ctx.error("unknown_type", &format!("unknown message type {other:?}")),
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! `/ws/machines` (every machine) and `/ws/machines/{id}` (one machine), as the
+//! Go hub serves them: `{"type","data","timestamp"}` frames, queued frames
+//! coalesced with `\n`, WebSocket pings every `--machines-ping-interval`.
+//!
+//! Topics: machine `{id}` publishes on `machines.{id}`; data
+//! `{"type":"sensor_data"|"machine_status","data":{...}}` (a bare object is
+//! sent as `sensor_data`).
+
+use std::sync::Arc;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::future::BoxFuture;
+
+use crate::auth::validate_topic;
+use crate::conn::{admit, upgrade, Ctx, DriveOptions, Handler, ShapeSubscriber};
+use crate::frames::Shape;
+use crate::metrics::{Endpoint, Metrics};
+use crate::AppState;
+
+/// `GET /ws/machines`.
+pub(crate) async fn all(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    serve(state, query, headers, ws, None)
+}
+
+/// `GET /ws/machines/{id}`.
+pub(crate) async fn one(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    serve(state, query, headers, ws, Some(id))
+}
+
+fn serve(
+    state: Arc<AppState>,
+    query: Option<String>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+    id: Option<String>,
+) -> Response {
+    let topic = match &id {
+        Some(id) => format!("machines.{id}"),
+        None => "machines.*".to_string(),
+    };
+    if let Some(id) = &id {
+        if id.is_empty()
+            || id.contains('.')
+            || validate_topic(&topic, state.config.max_topic_len).is_err()
+        {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("machine id {id:?} is not valid\n"),
+            )
+                .into_response();
+        }
+    }
+    let admitted = match admit(&state, Endpoint::Machines, &headers, query.as_deref()) {
+        Ok(a) => a,
+        Err(r) => return *r,
+    };
+    if let Err(e) = state.may_subscribe(admitted.1.as_ref(), &topic) {
+        Metrics::inc(&state.metrics.rejected_forbidden);
+        return (StatusCode::FORBIDDEN, format!("{e}\n")).into_response();
+    }
+    let opts = DriveOptions {
+        endpoint: Endpoint::Machines,
+        batch: true,
+        ping_interval: state.config.machines_ping_interval,
+        heartbeat: false,
+        reconnect_on_shutdown: false,
+        iso_errors: false,
+    };
+    upgrade(
+        ws,
+        state,
+        admitted,
+        opts,
+        Machines {
+            topic,
+            pattern: id.is_none(),
+        },
+    )
+}
+
+struct Machines {
+    topic: String,
+    pattern: bool,
+}
+
+impl Handler for Machines {
+    fn on_open<'a>(&'a mut self, ctx: &'a mut Ctx) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let sub = Arc::new(ShapeSubscriber {
+                conn: ctx.conn.clone(),
+                shape: Shape::Machines,
+            });
+            if self.pattern {
+                ctx.state
+                    .broker
+                    .subscribe_pattern(&self.topic, ctx.conn.id, sub);
+            } else {
+                let broker = ctx.state.broker.clone();
+                let _ = broker
+                    .subscribe(&self.topic, ctx.conn.id, sub, None, Box::new(|_| {}))
+                    .await;
+            }
+        })
+    }
+
+    // The Go hub reads and discards whatever the client sends.
+    fn on_text<'a>(&'a mut self, _ctx: &'a mut Ctx, _text: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+
+    fn on_binary(&mut self, _ctx: &mut Ctx) {}
+
+    fn on_close(&mut self, ctx: &mut Ctx) {
+        if self.pattern {
+            ctx.state
+                .broker
+                .unsubscribe_pattern(&self.topic, ctx.conn.id);
+        } else {
+            ctx.state.broker.unsubscribe(&self.topic, ctx.conn.id);
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! `/api/v1/ws/v2/power?module=&interval=` and `/api/v1/ws/v2/health`, as the
+//! FastAPI backend serves them: `{"type":"data","timestamp"(s),"module",...}`
+//! at most once per `interval` seconds (default 0.1), heartbeats with
+//! `active_streams`, text `ping` to `pong`, recoverable `error` and `reconnect`.
+//!
+//! Topics: module `{m}` publishes on `power.{m}` with the reading's fields as
+//! data; data `{"type":"error","message":...}` is sent as a recoverable `error`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::future::BoxFuture;
+use serde_json::{json, Value};
+
+use crate::auth::validate_topic;
+use crate::broker::{Published, Subscriber};
+use crate::conn::{admit, query_map, upgrade, ConnShared, Ctx, DriveOptions, Handler};
+use crate::frames::{iso8601, Shape};
+use crate::metrics::{Endpoint, Metrics};
+use crate::{now_ms, AppState};
+
+/// `GET /api/v1/ws/v2/power`.
+pub(crate) async fn power(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let q = query_map(query.as_deref());
+    let Some(module) = q.get("module").filter(|m| !m.is_empty()) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "query parameter \"module\" is required\n",
+        )
+            .into_response();
+    };
+    let topic = format!("power.{module}");
+    if module.contains('.') || validate_topic(&topic, state.config.max_topic_len).is_err() {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("module {module:?} is not valid\n"),
+        )
+            .into_response();
+    }
+    let interval = match q.get("interval").map(|s| s.parse::<f64>()) {
+        None => 0.1,
+        Some(Ok(i)) if i.is_finite() && i >= 0.0 => i,
+        Some(_) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("interval {:?} is not a number of seconds\n", q["interval"]),
+            )
+                .into_response()
+        }
+    };
+    let admitted = match admit(&state, Endpoint::Power, &headers, query.as_deref()) {
+        Ok(a) => a,
+        Err(r) => return *r,
+    };
+    if let Err(e) = state.may_subscribe(admitted.1.as_ref(), &topic) {
+        Metrics::inc(&state.metrics.rejected_forbidden);
+        return (StatusCode::FORBIDDEN, format!("{e}\n")).into_response();
+    }
+    let opts = options(&state, Endpoint::Power);
+    upgrade(
+        ws,
+        state,
+        admitted,
+        opts,
+        Power {
+            topic: Some(topic),
+            interval_ms: (interval * 1000.0) as u64,
+        },
+    )
+}
+
+/// `GET /api/v1/ws/v2/health`.
+pub(crate) async fn health(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let admitted = match admit(&state, Endpoint::Health, &headers, query.as_deref()) {
+        Ok(a) => a,
+        Err(r) => return *r,
+    };
+    let opts = options(&state, Endpoint::Health);
+    upgrade(
+        ws,
+        state,
+        admitted,
+        opts,
+        Power {
+            topic: None,
+            interval_ms: 0,
+        },
+    )
+}
+
+fn options(state: &AppState, endpoint: Endpoint) -> DriveOptions {
+    DriveOptions {
+        endpoint,
+        batch: false,
+        ping_interval: state.config.heartbeat_interval,
+        heartbeat: true,
+        reconnect_on_shutdown: true,
+        iso_errors: true,
+    }
+}
+
+/// Forwards at most one reading per interval (errors always pass).
+struct Throttled {
+    conn: Arc<ConnShared>,
+    interval_ms: u64,
+    last: AtomicU64,
+}
+
+impl Subscriber for Throttled {
+    fn deliver(&self, msg: &Arc<Published>) {
+        let is_error = msg.data.get("type").and_then(Value::as_str) == Some("error");
+        if !is_error && self.interval_ms > 0 {
+            let now = now_ms();
+            let last = self.last.load(Ordering::Relaxed);
+            if last != 0 && now.saturating_sub(last) < self.interval_ms {
+                return;
+            }
+            self.last.store(now, Ordering::Relaxed);
+        }
+        self.conn.send(msg.frame(Shape::Power));
+    }
+}
+
+struct Power {
+    topic: Option<String>,
+    interval_ms: u64,
+}
+
+impl Handler for Power {
+    fn on_open<'a>(&'a mut self, ctx: &'a mut Ctx) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Some(topic) = &self.topic {
+                let sub = Arc::new(Throttled {
+                    conn: ctx.conn.clone(),
+                    interval_ms: self.interval_ms,
+                    last: AtomicU64::new(0),
+                });
+                let broker = ctx.state.broker.clone();
+                let _ = broker
+                    .subscribe(topic, ctx.conn.id, sub, None, Box::new(|_| {}))
+                    .await;
+            }
+        })
+    }
+
+    fn on_text<'a>(&'a mut self, ctx: &'a mut Ctx, text: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let t = text.trim();
+            if t == "ping" {
+                return ctx.send_json(&json!({"type": "pong", "timestamp": iso8601(now_ms())}));
+            }
+            match serde_json::from_str::<Value>(t) {
+                Ok(v) => match v.get("type").and_then(Value::as_str) {
+                    Some("ping") => ctx.send_json(&json!({"type": "pong", "timestamp": iso8601(now_ms())})),
+                    Some("heartbeat") | Some("pong") => Metrics::inc(&ctx.state.metrics.heartbeat_echoes),
+                    Some(other) => ctx.error("unknown_type", &format!("unknown message type {other:?}; this endpoint understands the text \"ping\"")),
+                    None => ctx.error("invalid_message", "expected the text \"ping\" or a JSON object with a string \"type\""),
+                },
+                Err(_) => ctx.error("invalid_json", &format!("expected the text \"ping\", got {:?}", t.chars().take(40).collect::<String>())),
+            }
+        })
+    }
+
+    fn on_heartbeat(&mut self, ctx: &mut Ctx) {
+        ctx.send_json(&json!({
+            "type": "heartbeat",
+            "timestamp": iso8601(now_ms()),
+            "active_streams": ctx.state.broker.active_streams(),
+        }));
+    }
+
+    fn on_close(&mut self, ctx: &mut Ctx) {
+        if let Some(t) = &self.topic {
+            ctx.state.broker.unsubscribe(t, ctx.conn.id);
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The HTTP publish API, for backends that inject events (like the serverless
+//! backend's `broadcastEvent`). `Authorization: Bearer <--publish-key>`.
+//!
+//! `POST /api/publish` takes one message, `POST /api/publish/batch` takes
+//! `{"messages":[...]}` or a bare array, validated as a whole before any is
+//! published. A message is either
+//! - `{"topic":"machines.CNC-001","data":{...}}`, or
+//! - `{"rooms":["branch:b1","order:42"],"type":"order:status_changed","data":{...}}`
+//!   (`"room":"..."` for one room): one event to several rooms.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::auth::validate_topic;
+use crate::AppState;
+
+enum Item {
+    Topic(String, Value),
+    Event(Vec<String>, String, Value),
+}
+
+fn reply(status: StatusCode, v: Value) -> Response {
+    (status, Json(v)).into_response()
+}
+
+fn check_key(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let Some(key) = &state.publish_key else {
+        return Err(Box::new(reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "the publish API is disabled: start the server with --publish-key"}),
+        )));
+    };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .or_else(|| headers.get("x-hublink-key").and_then(|h| h.to_str().ok()));
+    match given {
+        Some(g) if constant_eq(g.trim().as_bytes(), key.as_bytes()) => Ok(()),
+        Some(_) => Err(Box::new(reply(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "wrong publish key"}),
+        ))),
+        None => Err(Box::new(reply(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "missing publish key: send Authorization: Bearer <key>"}),
+        ))),
+    }
+}
+
+fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn parse_item(state: &AppState, v: &Value) -> Result<Item, String> {
+    let max = state.config.max_topic_len;
+    let obj = v.as_object().ok_or("a message must be a JSON object")?;
+    let data = obj
+        .get("data")
+        .cloned()
+        .ok_or("field \"data\" is missing")?;
+    if let Some(t) = obj.get("topic") {
+        let t = t.as_str().ok_or("field \"topic\" must be a string")?;
+        validate_topic(t, max).map_err(|e| e.to_string())?;
+        return Ok(Item::Topic(t.to_string(), data));
+    }
+    let rooms: Vec<String> = match (obj.get("rooms"), obj.get("room")) {
+        (Some(Value::Array(a)), _) => a
+            .iter()
+            .map(|r| {
+                r.as_str()
+                    .map(str::to_string)
+                    .ok_or("every room must be a string")
+            })
+            .collect::<Result<_, _>>()?,
+        (Some(_), _) => return Err("field \"rooms\" must be an array of strings".into()),
+        (None, Some(Value::String(r))) => vec![r.clone()],
+        (None, Some(_)) => return Err("field \"room\" must be a string".into()),
+        (None, None) => return Err("a message needs \"topic\", \"room\" or \"rooms\"".into()),
+    };
+    if rooms.is_empty() {
+        return Err("field \"rooms\" is empty".into());
+    }
+    for r in &rooms {
+        validate_topic(&format!("room:{r}"), max).map_err(|e| e.to_string())?;
+    }
+    let ty = obj
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or("an event to rooms needs a string \"type\", like \"order:status_changed\"")?;
+    Ok(Item::Event(rooms, ty.to_string(), data))
+}
+
+async fn publish_items(state: &AppState, items: Vec<Item>) -> Result<Vec<Value>, String> {
+    let mut out = Vec::new();
+    for item in items {
+        let published = match item {
+            Item::Topic(t, d) => vec![state
+                .publish(&t, d, None)
+                .await
+                .map_err(|e| e.to_string())?],
+            Item::Event(rooms, ty, d) => state
+                .publish_event(&rooms, &ty, d)
+                .await
+                .map_err(|e| e.to_string())?,
+        };
+        for p in published {
+            out.push(json!({"topic": &*p.topic, "seq": p.seq, "epoch": &*p.epoch}));
+        }
+    }
+    Ok(out)
+}
+
+/// `POST /api/publish`.
+pub(crate) async fn publish(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if let Err(r) = check_key(&state, &headers) {
+        return *r;
+    }
+    let v: Value = match serde_json::from_str(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return reply(
+                StatusCode::BAD_REQUEST,
+                json!({"error": format!("body is not JSON: {e}")}),
+            )
+        }
+    };
+    let item = match parse_item(&state, &v) {
+        Ok(i) => i,
+        Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"error": e})),
+    };
+    match publish_items(&state, vec![item]).await {
+        Ok(p) => reply(StatusCode::OK, json!({"published": p})),
+        Err(e) => reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": e})),
+    }
+}
+
+/// `POST /api/publish/batch`.
+pub(crate) async fn batch(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if let Err(r) = check_key(&state, &headers) {
+        return *r;
+    }
+    let v: Value = match serde_json::from_str(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return reply(
+                StatusCode::BAD_REQUEST,
+                json!({"error": format!("body is not JSON: {e}")}),
+            )
+        }
+    };
+    let list = match &v {
+        Value::Array(a) => a,
+        Value::Object(o) => match o.get("messages") {
+            Some(Value::Array(a)) => a,
+            _ => {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": "expected {\"messages\": [...]} or an array"}),
+                )
+            }
+        },
+        _ => {
+            return reply(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "expected {\"messages\": [...]} or an array"}),
+            )
+        }
+    };
+    let mut items = Vec::with_capacity(list.len());
+    for (i, m) in list.iter().enumerate() {
+        match parse_item(&state, m) {
+            Ok(it) => items.push(it),
+            Err(e) => {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": format!("message {i}: {e}"), "index": i}),
+                )
+            }
+        }
+    }
+    match publish_items(&state, items).await {
+        Ok(p) => reply(StatusCode::OK, json!({"published": p})),
+        Err(e) => reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": e})),
+    }
+}

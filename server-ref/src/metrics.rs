@@ -1,0 +1,208 @@
+//! Counters and gauges, rendered in the Prometheus text format.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use crate::broker::Broker;
+
+/// The WebSocket endpoints, for per-endpoint metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `/ws`, the canonical hublink.v1 endpoint.
+    Ws = 0,
+    /// `/api/v1/ws/`, the topics dialect.
+    Topics = 1,
+    /// `/ws/machines[/{id}]`.
+    Machines = 2,
+    /// `/api/v1/devices/{uuid}/ws`.
+    Devices = 3,
+    /// The actions dialect (`/api/v1/actions`, `/dev`, `/actions`).
+    Actions = 4,
+    /// `/api/v1/ws/v2/power`.
+    Power = 5,
+    /// `/api/v1/ws/v2/health`.
+    Health = 6,
+}
+
+impl Endpoint {
+    /// Every endpoint.
+    pub const ALL: [Endpoint; 7] = [
+        Endpoint::Ws,
+        Endpoint::Topics,
+        Endpoint::Machines,
+        Endpoint::Devices,
+        Endpoint::Actions,
+        Endpoint::Power,
+        Endpoint::Health,
+    ];
+
+    /// The endpoint's short name (also used by `--anonymous-endpoints`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Endpoint::Ws => "ws",
+            Endpoint::Topics => "topics",
+            Endpoint::Machines => "machines",
+            Endpoint::Devices => "devices",
+            Endpoint::Actions => "actions",
+            Endpoint::Power => "power",
+            Endpoint::Health => "health",
+        }
+    }
+}
+
+/// The server's counters. Plain atomics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Open connections per endpoint.
+    pub connections: [AtomicI64; 7],
+    /// Connections accepted since start.
+    pub connections_total: AtomicU64,
+    /// Upgrades refused: over the connection limit.
+    pub rejected_limit: AtomicU64,
+    /// Upgrades refused: token missing or invalid.
+    pub rejected_auth: AtomicU64,
+    /// Upgrades refused: origin or claims.
+    pub rejected_forbidden: AtomicU64,
+    /// Text and binary messages received from clients.
+    pub messages_in: AtomicU64,
+    /// Frames written to clients.
+    pub messages_out: AtomicU64,
+    /// Frames dropped because a send queue was full.
+    pub dropped: AtomicU64,
+    /// Connections closed with 4009.
+    pub slow_consumer_closes: AtomicU64,
+    /// Connections closed with 4029.
+    pub rate_limited_closes: AtomicU64,
+    /// Connections closed with 4008.
+    pub stale_closes: AtomicU64,
+    /// Connections closed with 1009.
+    pub too_big_closes: AtomicU64,
+    /// `error` frames sent.
+    pub errors_sent: AtomicU64,
+    /// Messages published (all sources).
+    pub published: AtomicU64,
+    /// Heartbeat echoes received.
+    pub heartbeat_echoes: AtomicU64,
+}
+
+impl Metrics {
+    /// Adds one to a counter.
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Open connections over all endpoints.
+    pub fn open_connections(&self) -> i64 {
+        self.connections
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self, broker: &dyn Broker) -> String {
+        let mut s = String::new();
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        s.push_str("# HELP hublink_connections Open WebSocket connections.\n# TYPE hublink_connections gauge\n");
+        for e in Endpoint::ALL {
+            let _ = writeln!(
+                s,
+                "hublink_connections{{endpoint=\"{}\"}} {}",
+                e.name(),
+                self.connections[e as usize].load(Ordering::Relaxed)
+            );
+        }
+        let mut counter = |name: &str, help: &str, v: u64| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        };
+        counter(
+            "hublink_connections_total",
+            "Connections accepted.",
+            g(&self.connections_total),
+        );
+        counter(
+            "hublink_rejected_connections_limit_total",
+            "Upgrades refused with 503.",
+            g(&self.rejected_limit),
+        );
+        counter(
+            "hublink_rejected_connections_auth_total",
+            "Upgrades refused with 401.",
+            g(&self.rejected_auth),
+        );
+        counter(
+            "hublink_rejected_connections_forbidden_total",
+            "Upgrades refused with 403.",
+            g(&self.rejected_forbidden),
+        );
+        counter(
+            "hublink_messages_in_total",
+            "Messages received from clients.",
+            g(&self.messages_in),
+        );
+        counter(
+            "hublink_messages_out_total",
+            "Frames sent to clients.",
+            g(&self.messages_out),
+        );
+        counter(
+            "hublink_dropped_total",
+            "Frames dropped on full send queues.",
+            g(&self.dropped),
+        );
+        counter(
+            "hublink_slow_consumer_closes_total",
+            "Connections closed as slow consumers (4009).",
+            g(&self.slow_consumer_closes),
+        );
+        counter(
+            "hublink_rate_limited_closes_total",
+            "Connections closed for rate (4029).",
+            g(&self.rate_limited_closes),
+        );
+        counter(
+            "hublink_stale_closes_total",
+            "Connections closed as stale (4008).",
+            g(&self.stale_closes),
+        );
+        counter(
+            "hublink_too_big_closes_total",
+            "Connections closed for size (1009).",
+            g(&self.too_big_closes),
+        );
+        counter(
+            "hublink_errors_sent_total",
+            "error frames sent.",
+            g(&self.errors_sent),
+        );
+        counter(
+            "hublink_published_total",
+            "Messages published.",
+            g(&self.published),
+        );
+        counter(
+            "hublink_heartbeat_echoes_total",
+            "Heartbeat echoes received.",
+            g(&self.heartbeat_echoes),
+        );
+        let mut gauge = |name: &str, help: &str, v: usize| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        };
+        gauge(
+            "hublink_subscriptions",
+            "Subscriptions over all connections.",
+            broker.subscriptions(),
+        );
+        gauge(
+            "hublink_active_streams",
+            "Topics with at least one subscriber.",
+            broker.active_streams(),
+        );
+        gauge(
+            "hublink_history_messages",
+            "Messages held in the replay window.",
+            broker.history().len(),
+        );
+        s
+    }
+}
