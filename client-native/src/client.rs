@@ -1,0 +1,330 @@
+//! The application's side: [`Client`], [`Subscription`], [`Events`].
+
+use crate::driver::{Command, Driver, Outbound, Shared};
+use crate::transport::Dialer;
+use crate::{Error, Result};
+use futures_util::Stream;
+use hublink_core::{Config, DecodeError, DialectKind, Message, Position, Reason, State};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Everything the client tells the application besides messages taken by a
+/// [`Subscription`]: state changes, (re)subscriptions with their recovery,
+/// gaps, decode and server errors, unsent frames.
+pub type Event = hublink_core::Event<Value>;
+
+/// The connection's state with the reason of its last change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateSnapshot {
+    /// The state.
+    pub state: State,
+    /// Why it changed last (`None` before the driver ran).
+    pub reason: Option<Reason>,
+    /// Failed attempts since the last stable connection.
+    pub attempt: u32,
+    /// While reconnecting: ms until the next attempt.
+    pub retry_in_ms: Option<u64>,
+}
+
+/// A message delivered to a [`Subscription`], its payload decoded into `T`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delivery<T> {
+    /// The topic (for stream dialects, the message type).
+    pub topic: String,
+    /// The message's own type name where the dialect has one.
+    pub kind: Option<String>,
+    /// The position in the topic's stream, for dialects with history.
+    pub position: Option<Position>,
+    /// The payload.
+    pub data: T,
+    /// The server's timestamp, as sent.
+    pub timestamp: Option<Value>,
+}
+
+impl<T> Delivery<T> {
+    /// The sequence number, when the dialect has one.
+    pub fn seq(&self) -> Option<u64> {
+        self.position.as_ref().map(|p| p.seq)
+    }
+
+    /// The epoch, when the dialect has one.
+    pub fn epoch(&self) -> Option<&str> {
+        self.position.as_ref().map(|p| p.epoch.as_str())
+    }
+}
+
+/// A handle on one logical connection. Cheap to clone; the connection ends
+/// with [`close`](Self::close), or when the last handle is dropped.
+#[derive(Clone, Debug)]
+pub struct Client {
+    commands: mpsc::UnboundedSender<Command>,
+    state: watch::Receiver<StateSnapshot>,
+    shared: Arc<Shared>,
+    dialect: DialectKind,
+}
+
+static NEXT_SUBSCRIBER: AtomicU64 = AtomicU64::new(1);
+
+impl Client {
+    /// Starts configuring a client for `url` (`ws://` or `wss://`).
+    pub fn builder(url: impl Into<String>) -> crate::ClientBuilder {
+        crate::ClientBuilder::new(url)
+    }
+
+    pub(crate) fn start(
+        runtime: tokio::runtime::Handle,
+        config: Config,
+        dialect: DialectKind,
+        dialer: Dialer,
+    ) -> Client {
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared::default());
+        let (driver, state) = Driver::new(config, dialect, dialer, commands_rx, shared.clone());
+        runtime.spawn(driver.run());
+        Client {
+            commands,
+            state,
+            shared,
+            dialect,
+        }
+    }
+
+    /// The dialect this client speaks.
+    pub fn dialect(&self) -> DialectKind {
+        self.dialect
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state.borrow().state
+    }
+
+    /// A watch of the state with the reason of its last change. It holds the
+    /// latest value only; [`events`](Self::events) has every transition.
+    pub fn state_changes(&self) -> watch::Receiver<StateSnapshot> {
+        self.state.clone()
+    }
+
+    /// Waits until the client is connected. Fails when it stops for good
+    /// first (refused with 403/4003, gave up, closed).
+    pub async fn connected(&self) -> Result<()> {
+        let mut rx = self.state.clone();
+        let snapshot = rx
+            .wait_for(|s| s.state == State::Connected || is_final(s))
+            .await
+            .map_err(|_| Error::Closed)?
+            .clone();
+        match snapshot.state {
+            State::Connected => Ok(()),
+            _ => Err(stopped(&snapshot)),
+        }
+    }
+
+    /// As [`connected`](Self::connected), giving up after `timeout`.
+    pub async fn connected_within(&self, timeout: Duration) -> Result<()> {
+        tokio::time::timeout(timeout, self.connected())
+            .await
+            .map_err(|_| Error::Timeout {
+                what: "the connection",
+                ms: timeout.as_millis() as u64,
+            })?
+    }
+
+    /// Subscribes to `topic`; the stream yields its messages decoded into `T`
+    /// (use [`serde_json::Value`] for raw payloads), once each and in order,
+    /// across reconnects. Dropping the stream unsubscribes; the server is told
+    /// when the last local subscription of the topic goes.
+    ///
+    /// The stream is unbounded: the driver never waits for the application
+    /// (it must keep answering heartbeats) and never drops a message, so a
+    /// subscription that is not polled holds its messages in memory.
+    pub fn subscribe<T: DeserializeOwned>(&self, topic: &str) -> Result<Subscription<T>> {
+        if topic.is_empty() {
+            return Err(hublink_core::Error::InvalidTopic {
+                topic: String::new(),
+                problem: "a topic name cannot be empty",
+            }
+            .into());
+        }
+        let id = NEXT_SUBSCRIBER.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.command(Command::Subscribe {
+            topic: topic.to_owned(),
+            id,
+            tx,
+        })?;
+        Ok(Subscription {
+            topic: topic.to_owned(),
+            id,
+            rx,
+            commands: self.commands.downgrade(),
+            _type: PhantomData,
+        })
+    }
+
+    /// Publishes `data` on `topic` (queued while offline). Fails with
+    /// [`hublink_core::Error::QueueFull`] when the offline queue is full, and
+    /// with `Unsupported` on a dialect without publish.
+    pub async fn publish<T: Serialize + ?Sized>(&self, topic: &str, data: &T) -> Result<()> {
+        let data = serde_json::to_value(data).map_err(|e| Error::Serialize(e.to_string()))?;
+        self.send_outbound(Outbound::Publish {
+            topic: topic.to_owned(),
+            data,
+        })
+        .await
+    }
+
+    /// Sends a JSON value as is, for dialect messages the client has no call
+    /// for (queued while offline; fails when the queue is full).
+    pub async fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
+        let value = serde_json::to_value(value).map_err(|e| Error::Serialize(e.to_string()))?;
+        self.send_outbound(Outbound::Json(value)).await
+    }
+
+    /// Asks the server for the topics of this connection; the answer comes as
+    /// [`Event::Topics`].
+    pub async fn request_topics(&self) -> Result<()> {
+        self.send_outbound(Outbound::GetTopics).await
+    }
+
+    /// Skips the backoff wait while reconnecting; on a connection that looks
+    /// alive, probes it with a ping and reconnects if it does not answer.
+    pub fn reconnect_now(&self) -> Result<()> {
+        self.command(Command::ReconnectNow)
+    }
+
+    /// A stream of every [`Event`] from now on, except messages taken by a
+    /// [`Subscription`] (messages on topics nobody subscribed to locally,
+    /// such as the streams of the `machines` dialect, do come here). Ends
+    /// when the client stops. Unbounded, like subscriptions.
+    pub fn events(&self) -> Events {
+        self.shared.add_sink(false)
+    }
+
+    /// Every [`Event`] from now on, messages included, in the exact order the
+    /// core produced them: for tools and tests that show everything.
+    pub fn monitor(&self) -> Events {
+        self.shared.add_sink(true)
+    }
+
+    /// Closes the connection for good: queued frames are reported as unsent,
+    /// a close frame (1000) is sent after everything written before, and the
+    /// call returns once the server answered it or after one second. Streams
+    /// end. Calling it again, or on a stopped client, does nothing.
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Close(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    fn command(&self, command: Command) -> Result<()> {
+        self.commands.send(command).map_err(|_| Error::Closed)
+    }
+
+    async fn send_outbound(&self, outbound: Outbound) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.command(Command::Send(outbound, tx))?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+}
+
+fn is_final(s: &StateSnapshot) -> bool {
+    s.state == State::Disconnected && s.reason.is_some()
+}
+
+fn stopped(s: &StateSnapshot) -> Error {
+    let reason = match &s.reason {
+        Some(Reason::Forbidden { code }) => format!("forbidden ({code})"),
+        Some(Reason::GaveUp { attempts }) => format!("gave up after {attempts} attempts"),
+        Some(r) => r.name().to_owned(),
+        None => "not started".to_owned(),
+    };
+    Error::Stopped { reason }
+}
+
+/// The messages of one topic, decoded into `T`. Dropping it unsubscribes.
+///
+/// Yields `Err` for a payload that does not decode into `T` (the stream goes
+/// on); ends when the client stops.
+#[derive(Debug)]
+pub struct Subscription<T> {
+    topic: String,
+    id: u64,
+    rx: mpsc::UnboundedReceiver<Message<Value>>,
+    commands: mpsc::WeakUnboundedSender<Command>,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> Subscription<T> {
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+}
+
+impl<T: DeserializeOwned> Subscription<T> {
+    /// The next message; `None` when the client stopped.
+    pub async fn next(&mut self) -> Option<Result<Delivery<T>, DecodeError>> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+}
+
+fn deliver<T: DeserializeOwned>(message: Message<Value>) -> Result<Delivery<T>, DecodeError> {
+    let data = message.decode::<T>()?;
+    Ok(Delivery {
+        topic: message.topic,
+        kind: message.kind,
+        position: message.position,
+        data,
+        timestamp: message.timestamp,
+    })
+}
+
+impl<T: DeserializeOwned> Stream for Subscription<T> {
+    type Item = Result<Delivery<T>, DecodeError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx).map(|m| m.map(deliver))
+    }
+}
+
+impl<T> Drop for Subscription<T> {
+    fn drop(&mut self) {
+        if let Some(commands) = self.commands.upgrade() {
+            let _ = commands.send(Command::Unsubscribe {
+                topic: std::mem::take(&mut self.topic),
+                id: self.id,
+            });
+        }
+    }
+}
+
+/// A stream of [`Event`]s; see [`Client::events`].
+#[derive(Debug)]
+pub struct Events {
+    pub(crate) rx: mpsc::UnboundedReceiver<Event>,
+}
+
+impl Events {
+    /// The next event; `None` when the client stopped.
+    pub async fn next(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+}
+
+impl Stream for Events {
+    type Item = Event;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        self.rx.poll_recv(cx)
+    }
+}

@@ -1,0 +1,373 @@
+//! The driver: one task per client that owns the core's [`Connection`] and the
+//! socket, in the manner of quinn's `ConnectionDriver`. It `select!`s over the
+//! command channel, the socket (dialing or open) and the core's next timeout;
+//! after each input it drains the core's transmits, then its events, exactly
+//! as the drive loop in hublink-core's crate docs says.
+
+use crate::client::{Event, Events, StateSnapshot};
+use crate::transport::{Dialer, Transport};
+use crate::{Error, Result};
+use hublink_core::{CloseInfo, Config, Connection, DialectKind, Message, State, Transmit};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite;
+
+/// What the application asks to send.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    Publish { topic: String, data: Value },
+    Json(Value),
+    GetTopics,
+}
+
+/// A call from a [`Client`](crate::Client) or a subscription, to the driver.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Subscribe {
+        topic: String,
+        id: u64,
+        tx: mpsc::UnboundedSender<Message<Value>>,
+    },
+    Unsubscribe {
+        topic: String,
+        id: u64,
+    },
+    Send(Outbound, oneshot::Sender<Result<()>>),
+    ReconnectNow,
+    Close(oneshot::Sender<()>),
+}
+
+/// Event streams, registered from the handles without a round trip through
+/// the driver, so that nothing produced after `events()` returns is missed.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    sinks: Mutex<Sinks>,
+}
+
+#[derive(Debug, Default)]
+struct Sinks {
+    stopped: bool,
+    list: Vec<Sink>,
+}
+
+#[derive(Debug)]
+struct Sink {
+    tx: mpsc::UnboundedSender<Event>,
+    all_messages: bool,
+}
+
+impl Shared {
+    pub(crate) fn add_sink(&self, all_messages: bool) -> Events {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
+        if !sinks.stopped {
+            sinks.list.push(Sink { tx, all_messages });
+        }
+        Events { rx }
+    }
+
+    /// Sends `event` to every sink that wants it; `claimed` messages went to
+    /// a subscription already and go only to monitors.
+    fn broadcast(&self, event: &Event, claimed: bool) {
+        let mut sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
+        sinks.list.retain(|sink| {
+            if claimed && !sink.all_messages {
+                return !sink.tx.is_closed();
+            }
+            sink.tx.send(event.clone()).is_ok()
+        });
+    }
+
+    fn stop(&self) {
+        let mut sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
+        sinks.stopped = true;
+        sinks.list.clear();
+    }
+}
+
+type Dialing = Pin<Box<dyn Future<Output = Result<Transport, CloseInfo>> + Send>>;
+
+enum Socket {
+    None,
+    Dialing(Dialing),
+    Open(Transport),
+}
+
+enum Input {
+    Command(Option<Command>),
+    Dialed(Result<Transport, CloseInfo>),
+    Frame(Option<tungstenite::Result<tungstenite::Message>>),
+    Tick,
+}
+
+pub(crate) struct Driver {
+    conn: Connection<Value>,
+    origin: Instant,
+    dialer: Arc<Dialer>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    shared: Arc<Shared>,
+    state: watch::Sender<StateSnapshot>,
+    subscribers: HashMap<String, Vec<(u64, mpsc::UnboundedSender<Message<Value>>)>>,
+    socket: Socket,
+    closing: Vec<JoinHandle<()>>,
+    close_waiters: Vec<oneshot::Sender<()>>,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        config: Config,
+        dialect: DialectKind,
+        dialer: Dialer,
+        commands: mpsc::UnboundedReceiver<Command>,
+        shared: Arc<Shared>,
+    ) -> (Driver, watch::Receiver<StateSnapshot>) {
+        let origin = Instant::now();
+        let mut conn = Connection::new(config, dialect.build());
+        conn.connect(0);
+        let (state, state_rx) = watch::channel(StateSnapshot {
+            state: conn.state(),
+            reason: Some(hublink_core::Reason::Requested),
+            attempt: 0,
+            retry_in_ms: None,
+        });
+        let driver = Driver {
+            conn,
+            origin,
+            dialer: Arc::new(dialer),
+            commands,
+            shared,
+            state,
+            subscribers: HashMap::new(),
+            socket: Socket::None,
+            closing: Vec::new(),
+            close_waiters: Vec::new(),
+        };
+        (driver, state_rx)
+    }
+
+    fn now(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
+    }
+
+    pub(crate) async fn run(mut self) {
+        loop {
+            self.drain();
+            if self.conn.state() == State::Disconnected {
+                break;
+            }
+            let deadline = self
+                .conn
+                .poll_timeout()
+                .map(|ms| self.origin + std::time::Duration::from_millis(ms));
+            let input = next_input(&mut self.commands, &mut self.socket, deadline).await;
+            self.handle(input);
+        }
+        self.finish().await;
+    }
+
+    /// Step 1 of the drive loop: what the core wants done, then what it
+    /// wants said.
+    fn drain(&mut self) {
+        while let Some(transmit) = self.conn.poll_transmit() {
+            match transmit {
+                Transmit::Open => {
+                    self.socket = Socket::Dialing(Box::pin(self.dialer.clone().dial()));
+                }
+                Transmit::Send(text) => match &self.socket {
+                    Socket::Open(transport) => transport.send(text),
+                    _ => tracing::warn!("hublink: the core sent a frame without an open socket"),
+                },
+                Transmit::Close { code, reason } => {
+                    if let Socket::Open(transport) =
+                        std::mem::replace(&mut self.socket, Socket::None)
+                    {
+                        self.closing.retain(|task| !task.is_finished());
+                        self.closing.push(transport.close(code, reason));
+                    }
+                }
+            }
+        }
+        while let Some(event) = self.conn.poll_event() {
+            self.dispatch(event);
+        }
+    }
+
+    fn dispatch(&mut self, event: Event) {
+        match event {
+            Event::StateChanged(change) => {
+                tracing::debug!(
+                    from = change.from.name(),
+                    to = change.to.name(),
+                    reason = ?change.reason,
+                    "hublink state"
+                );
+                self.state.send_replace(StateSnapshot {
+                    state: change.to,
+                    reason: Some(change.reason.clone()),
+                    attempt: change.attempt,
+                    retry_in_ms: change.retry_in_ms,
+                });
+                self.shared.broadcast(&Event::StateChanged(change), false);
+            }
+            Event::Message(message) => {
+                let mut claimed = false;
+                if let Some(list) = self.subscribers.get_mut(&message.topic) {
+                    list.retain(|(_, tx)| tx.send(message.clone()).is_ok());
+                    claimed = !list.is_empty();
+                }
+                self.shared.broadcast(&Event::Message(message), claimed);
+            }
+            other => self.shared.broadcast(&other, false),
+        }
+    }
+
+    /// Step 2 of the drive loop: feed one input to the core.
+    fn handle(&mut self, input: Input) {
+        let now = self.now();
+        match input {
+            Input::Command(Some(command)) => self.command(now, command),
+            // Every handle is gone: nobody can use the connection any more.
+            Input::Command(None) => self.conn.close(now),
+            Input::Dialed(Ok(transport)) => {
+                self.socket = Socket::Open(transport);
+                self.conn.handle_open(now);
+            }
+            Input::Dialed(Err(info)) => {
+                self.socket = Socket::None;
+                self.conn.handle_close(now, info);
+            }
+            Input::Frame(Some(Ok(frame))) => match frame {
+                tungstenite::Message::Text(text) => self.conn.handle_text(now, text.as_str()),
+                tungstenite::Message::Binary(bytes) => self.conn.handle_binary(now, bytes.len()),
+                tungstenite::Message::Ping(_) | tungstenite::Message::Pong(_) => {
+                    self.conn.handle_control_frame(now)
+                }
+                tungstenite::Message::Close(frame) => {
+                    let info = match frame {
+                        Some(f) => CloseInfo::Frame {
+                            code: f.code.into(),
+                            reason: f.reason.to_string(),
+                        },
+                        None => CloseInfo::Frame {
+                            code: 1005,
+                            reason: "close frame without a code".to_owned(),
+                        },
+                    };
+                    self.lose_socket();
+                    self.conn.handle_close(now, info);
+                }
+                tungstenite::Message::Frame(_) => {}
+            },
+            Input::Frame(Some(Err(error))) => {
+                self.lose_socket();
+                self.conn.handle_close(
+                    now,
+                    CloseInfo::Failed {
+                        error: error.to_string(),
+                    },
+                );
+            }
+            Input::Frame(None) => {
+                self.lose_socket();
+                self.conn.handle_close(
+                    now,
+                    CloseInfo::Frame {
+                        code: hublink_core::close_code::ABNORMAL,
+                        reason: "connection closed without a close frame".to_owned(),
+                    },
+                );
+            }
+            Input::Tick => self.conn.handle_timeout(now),
+        }
+    }
+
+    /// The peer ended the socket: let tungstenite finish its side in the
+    /// background (it answers a close frame while reading on).
+    fn lose_socket(&mut self) {
+        if let Socket::Open(transport) = std::mem::replace(&mut self.socket, Socket::None) {
+            self.closing.retain(|task| !task.is_finished());
+            self.closing.push(transport.finish());
+        }
+    }
+
+    fn command(&mut self, now: u64, command: Command) {
+        match command {
+            Command::Subscribe { topic, id, tx } => {
+                let list = self.subscribers.entry(topic.clone()).or_default();
+                list.push((id, tx));
+                if list.len() == 1 {
+                    if let Err(e) = self.conn.subscribe(now, &topic) {
+                        tracing::warn!("hublink: subscribe {topic:?} refused: {e}");
+                    }
+                }
+            }
+            Command::Unsubscribe { topic, id } => {
+                if let Some(list) = self.subscribers.get_mut(&topic) {
+                    list.retain(|(i, _)| *i != id);
+                    if list.is_empty() {
+                        self.subscribers.remove(&topic);
+                        self.conn.unsubscribe(now, &topic);
+                    }
+                }
+            }
+            Command::Send(outbound, reply) => {
+                let result = match outbound {
+                    Outbound::Publish { topic, data } => self.conn.publish(now, &topic, &data),
+                    Outbound::Json(value) => self.conn.send_json(now, &value),
+                    Outbound::GetTopics => self.conn.request_topics(now),
+                };
+                let _ = reply.send(result.map_err(Error::from));
+            }
+            Command::ReconnectNow => self.conn.reconnect_now(now),
+            Command::Close(reply) => {
+                self.close_waiters.push(reply);
+                self.conn.close(now);
+            }
+        }
+    }
+
+    /// The connection stopped for good: end the streams, let closing sockets
+    /// say goodbye (each within its grace), then answer `close()` callers.
+    async fn finish(mut self) {
+        self.shared.stop();
+        self.subscribers.clear();
+        self.socket = Socket::None;
+        for task in self.closing.drain(..) {
+            let _ = task.await;
+        }
+        for waiter in self.close_waiters.drain(..) {
+            let _ = waiter.send(());
+        }
+    }
+}
+
+async fn next_input(
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+    socket: &mut Socket,
+    deadline: Option<Instant>,
+) -> Input {
+    let socket_input = async {
+        match socket {
+            Socket::None => std::future::pending().await,
+            Socket::Dialing(dialing) => Input::Dialed(dialing.await),
+            Socket::Open(transport) => Input::Frame(transport.next().await),
+        }
+    };
+    let timer = async {
+        match deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        command = commands.recv() => Input::Command(command),
+        input = socket_input => input,
+        () = timer => Input::Tick,
+    }
+}
