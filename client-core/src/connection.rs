@@ -939,19 +939,23 @@ impl<V: JsonValue> Connection<V> {
 
     fn on_message(&mut self, message: Message<V>) {
         if let (Some(next), Some(sub)) = (&message.position, self.subs.get_mut(&message.topic)) {
-            if let Some(last) = &sub.position {
-                if last.epoch == next.epoch && next.seq <= last.seq {
+            match &mut sub.position {
+                Some(last) if last.epoch == next.epoch && next.seq <= last.seq => {
                     return; // already delivered: at most once
                 }
-                if last.epoch != next.epoch || next.seq > last.seq + 1 {
+                Some(last) if last.epoch == next.epoch && next.seq == last.seq + 1 => {
+                    last.seq = next.seq; // the common case: no allocation
+                }
+                Some(last) => {
                     self.events.push_back(Event::Gap {
                         topic: message.topic.clone(),
                         last: last.clone(),
                         next: next.clone(),
                     });
+                    sub.position = Some(next.clone());
                 }
+                None => sub.position = Some(next.clone()),
             }
-            sub.position = Some(next.clone());
         }
         self.events.push_back(Event::Message(message));
     }
