@@ -1,6 +1,7 @@
 //! [`ClientBuilder`]: the URL, the dialect, the token and the core's tuning.
 
-use crate::client::Client;
+use crate::client::{Client, Events};
+use crate::driver::Shared;
 use crate::transport::{parse_url, Dialer};
 use crate::{Error, Result};
 use hublink_core::{BackoffConfig, Config, DialectKind, HeartbeatConfig, QueueConfig, SUBPROTOCOL};
@@ -36,6 +37,7 @@ pub struct ClientBuilder {
     subprotocol: Option<Option<String>>,
     config: Config,
     seed: Option<u64>,
+    shared: Arc<Shared>,
     #[cfg(feature = "rustls")]
     tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -61,6 +63,7 @@ impl ClientBuilder {
             subprotocol: None,
             config: Config::default(),
             seed: None,
+            shared: Arc::new(Shared::default()),
             #[cfg(feature = "rustls")]
             tls: None,
         }
@@ -154,6 +157,17 @@ impl ClientBuilder {
         self
     }
 
+    /// A stream of events from the very start, the first state change
+    /// included (see [`Client::events`], which sees them from its call on).
+    pub fn events(&self) -> Events {
+        self.shared.add_sink(false)
+    }
+
+    /// As [`events`](Self::events), with every message (see [`Client::monitor`]).
+    pub fn monitor(&self) -> Events {
+        self.shared.add_sink(true)
+    }
+
     /// Checks the URL and starts the client's driver task. The client connects
     /// in the background; watch [`Client::state_changes`] or await
     /// [`Client::connected`]. Must be called within a tokio runtime.
@@ -176,7 +190,13 @@ impl ClientBuilder {
             #[cfg(feature = "rustls")]
             tls: self.tls,
         };
-        Ok(Client::start(runtime, config, self.dialect, dialer))
+        Ok(Client::start(
+            runtime,
+            config,
+            self.dialect,
+            dialer,
+            self.shared,
+        ))
     }
 }
 

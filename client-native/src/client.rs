@@ -84,9 +84,9 @@ impl Client {
         config: Config,
         dialect: DialectKind,
         dialer: Dialer,
+        shared: Arc<Shared>,
     ) -> Client {
         let (commands, commands_rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared::default());
         let (driver, state) = Driver::new(config, dialect, dialer, commands_rx, shared.clone());
         runtime.spawn(driver.run());
         Client {
@@ -201,7 +201,8 @@ impl Client {
         self.command(Command::ReconnectNow)
     }
 
-    /// A stream of every [`Event`] from now on, except messages taken by a
+    /// A stream of every [`Event`] from now on (the builder's
+    /// [`events`](crate::ClientBuilder::events) has them from the start), except messages taken by a
     /// [`Subscription`] (messages on topics nobody subscribed to locally,
     /// such as the streams of the `machines` dialect, do come here). Ends
     /// when the client stops. Unbounded, like subscriptions.

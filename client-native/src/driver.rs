@@ -91,6 +91,9 @@ impl Shared {
     }
 }
 
+/// A local subscription: its id and the sender of its stream.
+type Subscriber = (u64, mpsc::UnboundedSender<Message<Value>>);
+
 type Dialing = Pin<Box<dyn Future<Output = Result<Transport, CloseInfo>> + Send>>;
 
 enum Socket {
@@ -113,7 +116,7 @@ pub(crate) struct Driver {
     commands: mpsc::UnboundedReceiver<Command>,
     shared: Arc<Shared>,
     state: watch::Sender<StateSnapshot>,
-    subscribers: HashMap<String, Vec<(u64, mpsc::UnboundedSender<Message<Value>>)>>,
+    subscribers: HashMap<String, Vec<Subscriber>>,
     socket: Socket,
     closing: Vec<JoinHandle<()>>,
     close_waiters: Vec<oneshot::Sender<()>>,

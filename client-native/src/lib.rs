@@ -80,9 +80,9 @@ mod transport;
 pub use builder::{BoxError, ClientBuilder};
 pub use client::{Client, Delivery, Event, Events, StateSnapshot, Subscription};
 pub use error::{Error, Result};
+/// The core crate, for its less common types.
+pub use hublink_core as core;
 pub use hublink_core::{
     BackoffConfig, CloseInfo, DecodeError, DialectKind, HeartbeatConfig, Message, Position,
     QueueConfig, Reason, Recovery, ServerError, State, StateChange, UnsentReason,
 };
-/// The core crate, for its less common types.
-pub use hublink_core as core;

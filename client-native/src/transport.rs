@@ -37,7 +37,11 @@ pub(crate) fn parse_url(url: &str) -> Result<Uri> {
     match uri.scheme_str() {
         Some("ws") => {}
         Some("wss") if cfg!(feature = "rustls") => {}
-        Some("wss") => return Err(bad("wss:// needs the `rustls` feature of the hublink crate")),
+        Some("wss") => {
+            return Err(bad(
+                "wss:// needs the `rustls` feature of the hublink crate",
+            ))
+        }
         Some(other) => return Err(bad(&format!("scheme {other:?} is not ws or wss"))),
         None => return Err(bad("no scheme: expected ws://host[:port]/path or wss://…")),
     }
@@ -128,15 +132,12 @@ impl Dialer {
             headers.insert("Authorization", value);
         }
         if let Some(p) = self.subprotocol.as_deref().filter(|_| offer) {
-            let value = HeaderValue::from_str(p)
-                .map_err(|e| tungstenite::Error::HttpFormat(e.into()))?;
+            let value =
+                HeaderValue::from_str(p).map_err(|e| tungstenite::Error::HttpFormat(e.into()))?;
             headers.insert("Sec-WebSocket-Protocol", value);
         }
         #[cfg(feature = "rustls")]
-        let connector = self
-            .tls
-            .clone()
-            .map(tokio_tungstenite::Connector::Rustls);
+        let connector = self.tls.clone().map(tokio_tungstenite::Connector::Rustls);
         #[cfg(not(feature = "rustls"))]
         let connector = None;
         let (ws, _response) =

@@ -31,9 +31,11 @@ where
 
 /// Waits for a state change to `to`, returning it.
 pub async fn wait_state(events: &mut Events, to: State, within: Duration) -> StateChange {
-    match wait_event(events, within, |e| {
-        matches!(e, Event::StateChanged(c) if c.to == to)
-    })
+    match wait_event(
+        events,
+        within,
+        |e| matches!(e, Event::StateChanged(c) if c.to == to),
+    )
     .await
     {
         Event::StateChanged(c) => c,
@@ -53,7 +55,9 @@ pub fn backoff(initial_ms: u64, max_ms: u64) -> hublink::BackoffConfig {
 /// The name of a state change's reason, for assertion messages.
 pub fn describe(c: &StateChange) -> String {
     match &c.reason {
-        Reason::Closed { code, reason } => format!("{}→{} closed {code} {reason}", c.from.name(), c.to.name()),
+        Reason::Closed { code, reason } => {
+            format!("{}→{} closed {code} {reason}", c.from.name(), c.to.name())
+        }
         r => format!("{}→{} {}", c.from.name(), c.to.name(), r.name()),
     }
 }

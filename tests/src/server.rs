@@ -86,7 +86,11 @@ impl TestServer {
 
     /// Publishes `data` on `topic` as the HTTP API would; returns its `seq`.
     pub async fn publish(&self, topic: &str, data: Value) -> u64 {
-        self.state.publish(topic, data, None).await.expect("publish").seq
+        self.state
+            .publish(topic, data, None)
+            .await
+            .expect("publish")
+            .seq
     }
 
     /// Open WebSocket connections.

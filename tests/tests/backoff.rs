@@ -49,7 +49,11 @@ async fn refused_attempts_are_spaced_within_the_backoff_bounds() {
             "gap {i}: {} ms outside [{lo}, {hi}]",
             gaps[i]
         );
-        assert!(gaps[i].abs_diff(*delay) <= SLACK_MS, "gap {i}: {} vs {delay}", gaps[i]);
+        assert!(
+            gaps[i].abs_diff(*delay) <= SLACK_MS,
+            "gap {i}: {} vs {delay}",
+            gaps[i]
+        );
     }
     proxy.set_mode(Mode::Pass);
     wait_state(&mut events, State::Connected, Duration::from_secs(2)).await;
@@ -86,7 +90,10 @@ async fn clients_refused_together_retry_at_different_times() {
     third.dedup();
     println!("third retry delays of 20 clients (distinct, ms): {third:?}");
     assert!(third.len() >= 15, "clients retry in lockstep: {third:?}");
-    assert!(third.last().unwrap() - third.first().unwrap() >= 150, "{third:?}");
+    assert!(
+        third.last().unwrap() - third.first().unwrap() >= 150,
+        "{third:?}"
+    );
     for c in &clients {
         c.close().await;
     }
@@ -119,7 +126,9 @@ async fn server_reconnect_retry_after_is_honoured() {
     wait_state(&mut events, State::Connected, Duration::from_secs(4)).await;
     let next = proxy.accepted()[before];
     let waited = (next - t0).as_millis() as u64;
-    println!("retry_after 1 s: scheduled {delay} ms, next attempt {waited} ms after the restart began");
+    println!(
+        "retry_after 1 s: scheduled {delay} ms, next attempt {waited} ms after the restart began"
+    );
     assert!(waited >= 1_000, "came back before retry_after: {waited} ms");
     assert!(waited <= 2_000 + SLACK_MS, "{waited} ms");
     client.close().await;
@@ -135,10 +144,16 @@ async fn a_refused_token_backs_off_to_the_cap() {
         .unwrap();
     let mut events = client.events();
     let c = wait_state(&mut events, State::Reconnecting, WITHIN).await;
-    assert!(matches!(c.reason, Reason::AuthRejected { code: 4001 }), "{c:?}");
+    assert!(
+        matches!(c.reason, Reason::AuthRejected { code: 4001 }),
+        "{c:?}"
+    );
     // The backoff jumps to its cap: no hammering with a bad token.
     assert!(c.retry_in_ms.unwrap() >= 1_000, "{c:?}");
     client.close().await;
     let e = events.next().await;
-    assert!(matches!(e, Some(Event::StateChanged(ref c)) if c.to == State::Disconnected), "{e:?}");
+    assert!(
+        matches!(e, Some(Event::StateChanged(ref c)) if c.to == State::Disconnected),
+        "{e:?}"
+    );
 }

@@ -78,11 +78,17 @@ async fn devices_channels() {
     .await;
     let mut info = client.subscribe::<Value>("system-info").unwrap();
     let m = first_message(&mut events, || async {
-        server.publish("devices.dev-1.system-info", json!({"cpu": 12})).await;
+        server
+            .publish("devices.dev-1.system-info", json!({"cpu": 12}))
+            .await;
     })
     .await;
     assert_eq!(m.topic, "system-info");
-    let d = tokio::time::timeout(WITHIN, info.next()).await.unwrap().unwrap().unwrap();
+    let d = tokio::time::timeout(WITHIN, info.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(d.data["cpu"], json!(12), "{d:?}");
     client.close().await;
 }
@@ -90,15 +96,18 @@ async fn devices_channels() {
 #[tokio::test]
 async fn topics_with_acks() {
     let server = TestServer::start(TestServer::config()).await;
-    let (client, mut events) =
-        connect(server.url("/api/v1/ws/"), DialectKind::Topics, None).await;
+    let (client, mut events) = connect(server.url("/api/v1/ws/"), DialectKind::Topics, None).await;
     let mut orders = client.subscribe::<Value>("orders").unwrap();
     let m = first_message(&mut events, || async {
         server.publish("orders", json!({"order_id": "A-17"})).await;
     })
     .await;
     assert_eq!(m.topic, "orders");
-    let d = tokio::time::timeout(WITHIN, orders.next()).await.unwrap().unwrap().unwrap();
+    let d = tokio::time::timeout(WITHIN, orders.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(d.data["order_id"], json!("A-17"), "{d:?}");
     client.close().await;
 }
@@ -115,12 +124,20 @@ async fn actions_rooms_with_a_token_in_the_query() {
         exp: Some(hublink_server::now_ms() / 1000 + 3_600),
         nbf: None,
     });
-    let (client, mut events) =
-        connect(server.url("/api/v1/actions"), DialectKind::Actions, Some(token)).await;
+    let (client, mut events) = connect(
+        server.url("/api/v1/actions"),
+        DialectKind::Actions,
+        Some(token),
+    )
+    .await;
     let m = first_message(&mut events, || async {
         server
             .state()
-            .publish_event(&["branch:b1".into()], "order:created", json!({"order_id": "A-17"}))
+            .publish_event(
+                &["branch:b1".into()],
+                "order:created",
+                json!({"order_id": "A-17"}),
+            )
             .await
             .unwrap();
     })

@@ -15,7 +15,10 @@ async fn offline_sends_are_delivered_in_order_and_overflow_is_refused() {
     let reader = Client::builder(server.url("/ws")).connect().unwrap();
     let mut reader_events = reader.events();
     let mut orders = reader.subscribe::<Value>("orders").unwrap();
-    wait_event(&mut reader_events, WITHIN, |e| matches!(e, Event::Subscribed { .. })).await;
+    wait_event(&mut reader_events, WITHIN, |e| {
+        matches!(e, Event::Subscribed { .. })
+    })
+    .await;
 
     let writer = Client::builder(proxy.url("/ws"))
         .backoff(backoff(50, 200))
@@ -41,7 +44,11 @@ async fn offline_sends_are_delivered_in_order_and_overflow_is_refused() {
     proxy.set_mode(Mode::Pass);
     wait_state(&mut events, State::Connected, WITHIN).await;
     for want in 1..=5u64 {
-        let d = tokio::time::timeout(WITHIN, orders.next()).await.unwrap().unwrap().unwrap();
+        let d = tokio::time::timeout(WITHIN, orders.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         assert_eq!(d.data, json!({ "n": want }), "{d:?}");
         assert_eq!(d.seq(), Some(want));
     }
@@ -66,17 +73,39 @@ async fn a_frame_that_waited_too_long_is_reported_unsent() {
     proxy.set_mode(Mode::Refuse);
     proxy.drop_all();
     wait_state(&mut events, State::Reconnecting, WITHIN).await;
-    writer.publish("orders", &json!({ "late": true })).await.unwrap();
-    let e = wait_event(&mut events, Duration::from_secs(2), |e| matches!(e, Event::Unsent { .. })).await;
-    let Event::Unsent { frame, reason } = e else { unreachable!() };
+    writer
+        .publish("orders", &json!({ "late": true }))
+        .await
+        .unwrap();
+    let e = wait_event(&mut events, Duration::from_secs(2), |e| {
+        matches!(e, Event::Unsent { .. })
+    })
+    .await;
+    let Event::Unsent { frame, reason } = e else {
+        unreachable!()
+    };
     assert!(frame.contains("\"late\":true"), "{frame}");
     match reason {
-        UnsentReason::Expired { waited_ms } => assert!((300..500).contains(&waited_ms), "{waited_ms}"),
+        UnsentReason::Expired { waited_ms } => {
+            assert!((300..500).contains(&waited_ms), "{waited_ms}")
+        }
         other => panic!("{other:?}"),
     }
     // Closing with frames still queued reports them too.
-    writer.publish("orders", &json!({ "never": true })).await.unwrap();
+    writer
+        .publish("orders", &json!({ "never": true }))
+        .await
+        .unwrap();
     writer.close().await;
     let e = wait_event(&mut events, WITHIN, |e| matches!(e, Event::Unsent { .. })).await;
-    assert!(matches!(e, Event::Unsent { reason: UnsentReason::Closed, .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            Event::Unsent {
+                reason: UnsentReason::Closed,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 }

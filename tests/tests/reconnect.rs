@@ -39,7 +39,13 @@ async fn restart_with_history_redelivers_every_missed_message_once_in_order() {
     let mut sub = client.subscribe::<Value>("orders").unwrap();
     wait_state(&mut events, State::Connected, WITHIN).await;
     wait_event(&mut events, WITHIN, |e| {
-        matches!(e, Event::Subscribed { recovery: Recovery::Fresh, .. })
+        matches!(
+            e,
+            Event::Subscribed {
+                recovery: Recovery::Fresh,
+                ..
+            }
+        )
     })
     .await;
     for n in 1..=5 {
@@ -57,7 +63,13 @@ async fn restart_with_history_redelivers_every_missed_message_once_in_order() {
 
     wait_state(&mut events, State::Connected, WITHIN).await;
     wait_event(&mut events, WITHIN, |e| {
-        matches!(e, Event::Subscribed { recovery: Recovery::Recovered, .. })
+        matches!(
+            e,
+            Event::Subscribed {
+                recovery: Recovery::Recovered,
+                ..
+            }
+        )
     })
     .await;
     expect_seqs(&mut sub, 6..=10).await;
@@ -77,7 +89,10 @@ async fn abrupt_drop_and_refusals_recover_through_the_proxy() {
         .unwrap();
     let mut events = client.events();
     let mut sub = client.subscribe::<Value>("machines.CNC-001").unwrap();
-    wait_event(&mut events, WITHIN, |e| matches!(e, Event::Subscribed { .. })).await;
+    wait_event(&mut events, WITHIN, |e| {
+        matches!(e, Event::Subscribed { .. })
+    })
+    .await;
     server.publish("machines.CNC-001", json!({ "n": 1 })).await;
     expect_seqs(&mut sub, 1..=1).await;
 
@@ -92,9 +107,11 @@ async fn abrupt_drop_and_refusals_recover_through_the_proxy() {
         server.publish("machines.CNC-001", json!({ "n": n })).await;
     }
     // A refused attempt or two, then the path heals.
-    wait_event(&mut events, WITHIN, |e| {
-        matches!(e, Event::StateChanged(c) if c.reason.name() == "connect_failed")
-    })
+    wait_event(
+        &mut events,
+        WITHIN,
+        |e| matches!(e, Event::StateChanged(c) if c.reason.name() == "connect_failed"),
+    )
     .await;
     proxy.set_mode(Mode::Pass);
     wait_state(&mut events, State::Connected, WITHIN).await;
@@ -112,7 +129,10 @@ async fn restart_that_lost_the_history_reports_lost_and_carries_on() {
         .unwrap();
     let mut events = client.events();
     let mut sub = client.subscribe::<Value>("orders").unwrap();
-    wait_event(&mut events, WITHIN, |e| matches!(e, Event::Subscribed { .. })).await;
+    wait_event(&mut events, WITHIN, |e| {
+        matches!(e, Event::Subscribed { .. })
+    })
+    .await;
     for n in 1..=3 {
         server.publish("orders", json!({ "n": n })).await;
     }
@@ -123,16 +143,29 @@ async fn restart_that_lost_the_history_reports_lost_and_carries_on() {
     server.start_fresh().await;
     wait_state(&mut events, State::Connected, WITHIN).await;
     wait_event(&mut events, WITHIN, |e| {
-        matches!(e, Event::Subscribed { recovery: Recovery::Lost, .. })
+        matches!(
+            e,
+            Event::Subscribed {
+                recovery: Recovery::Lost,
+                ..
+            }
+        )
     })
     .await;
     // The new epoch starts at 1 again and flows without a reported gap.
     server.publish("orders", json!({ "n": 1 })).await;
-    let d = tokio::time::timeout(WITHIN, sub.next()).await.unwrap().unwrap().unwrap();
+    let d = tokio::time::timeout(WITHIN, sub.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(d.seq(), Some(1));
     assert_ne!(d.epoch(), Some(&*old_epoch));
     client.close().await;
     while let Some(e) = events.next().await {
-        assert!(!matches!(e, Event::Gap { .. }), "no gap after a lost recovery: {e:?}");
+        assert!(
+            !matches!(e, Event::Gap { .. }),
+            "no gap after a lost recovery: {e:?}"
+        );
     }
 }

@@ -19,7 +19,10 @@ async fn a_thousand_clients_return_after_a_restart_spread_in_time() {
     let mut clients = Vec::with_capacity(CLIENTS);
     let mut streams = Vec::with_capacity(CLIENTS);
     for _ in 0..CLIENTS {
-        let c = Client::builder(&url).backoff(backoff(1_000, 5_000)).connect().unwrap();
+        let c = Client::builder(&url)
+            .backoff(backoff(1_000, 5_000))
+            .connect()
+            .unwrap();
         streams.push(c.events());
         clients.push(c);
     }
@@ -27,7 +30,10 @@ async fn a_thousand_clients_return_after_a_restart_spread_in_time() {
     for c in &clients {
         c.connected_within(Duration::from_secs(20)).await.unwrap();
     }
-    println!("{CLIENTS} clients connected in {} ms", up.elapsed().as_millis());
+    println!(
+        "{CLIENTS} clients connected in {} ms",
+        up.elapsed().as_millis()
+    );
 
     // Each client reports the delay it drew and when it was back.
     let t0 = Instant::now();
@@ -89,10 +95,20 @@ async fn a_thousand_clients_return_after_a_restart_spread_in_time() {
         back[CLIENTS - 1]
     );
     println!("clients per 100 ms bucket from 2,000 ms: {buckets:?}");
-    assert!(drawn.iter().all(|d| (lo..=hi).contains(d)), "{:?}", (drawn[0], drawn[CLIENTS - 1]));
-    assert!(drawn[CLIENTS - 1] - drawn[0] > (hi - lo) * 3 / 10, "bunched");
+    assert!(
+        drawn.iter().all(|d| (lo..=hi).contains(d)),
+        "{:?}",
+        (drawn[0], drawn[CLIENTS - 1])
+    );
+    assert!(
+        drawn[CLIENTS - 1] - drawn[0] > (hi - lo) * 3 / 10,
+        "bunched"
+    );
     let max_bucket = *buckets.iter().max().unwrap();
-    assert!(max_bucket * 100 <= CLIENTS * 15, "{max_bucket} clients in one 100 ms bucket");
+    assert!(
+        max_bucket * 100 <= CLIENTS * 15,
+        "{max_bucket} clients in one 100 ms bucket"
+    );
     let back_span = back[CLIENTS - 1] - back[0];
     assert!(back_span > 300, "returns bunched within {back_span} ms");
 

@@ -3,7 +3,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use hublink::{
-    BackoffConfig, Client, DialectKind, Event, HeartbeatConfig, Reason, Recovery, State,
+    BackoffConfig, Client, DialectKind, Event, Events, HeartbeatConfig, Reason, Recovery, State,
     StateChange, UnsentReason,
 };
 use serde_json::{json, Value};
@@ -153,13 +153,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn build(common: &Common) -> Result<(Client, Printer), Failure> {
+fn build(common: &Common, all_messages: bool) -> Result<(Client, Events, Printer), Failure> {
     let dialect: DialectKind = common.dialect.parse().map_err(|e| usage(format!("{e}")))?;
     let mut builder = Client::builder(&common.url)
         .dialect(dialect)
         .backoff(BackoffConfig {
             initial_ms: common.backoff_initial.as_millis() as u64,
-            max_ms: common.backoff_max.as_millis().max(common.backoff_initial.as_millis()) as u64,
+            max_ms: common
+                .backoff_max
+                .as_millis()
+                .max(common.backoff_initial.as_millis()) as u64,
             ..BackoffConfig::default()
         })
         .heartbeat(HeartbeatConfig {
@@ -173,12 +176,17 @@ fn build(common: &Common) -> Result<(Client, Printer), Failure> {
     if common.token_in_query {
         builder = builder.token_in_query(true);
     }
+    let events = if all_messages {
+        builder.monitor()
+    } else {
+        builder.events()
+    };
     let client = builder.connect().map_err(|e| usage(e.to_string()))?;
     let printer = Printer {
         json: common.json || !std::io::stdout().is_terminal(),
         start: std::time::Instant::now(),
     };
-    Ok((client, printer))
+    Ok((client, events, printer))
 }
 
 async fn run(command: Command) -> Result<(), Failure> {
@@ -204,8 +212,7 @@ async fn watch(
     keep_trying: bool,
     count: Option<u64>,
 ) -> Result<(), Failure> {
-    let (client, printer) = build(&common)?;
-    let mut events = client.monitor();
+    let (client, mut events, printer) = build(&common, true)?;
     // The subscriptions must live as long as the watch; their messages are
     // printed from the monitor, in the core's order with everything else.
     let _subscriptions = topics
@@ -213,13 +220,6 @@ async fn watch(
         .map(|t| client.subscribe::<Value>(t))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| usage(e.to_string()))?;
-    printer.state(&StateChange {
-        from: State::Disconnected,
-        to: State::Connecting,
-        reason: Reason::Requested,
-        attempt: 0,
-        retry_in_ms: None,
-    });
     let mut ever_connected = false;
     let mut messages = 0u64;
     let ctrl_c = tokio::signal::ctrl_c();
@@ -235,11 +235,6 @@ async fn watch(
         let Some(event) = event else {
             return Ok(()); // the client stopped; its last state was printed
         };
-        if let Event::StateChanged(change) = &event {
-            if change.from == State::Connecting && change.to == State::Connecting {
-                continue; // the initial transition, printed above
-            }
-        }
         printer.event(&event);
         match &event {
             Event::StateChanged(c) if c.to == State::Connected => ever_connected = true,
@@ -250,7 +245,11 @@ async fn watch(
                 client.close().await;
                 return Err(refused(format!(
                     "the server refused the token ({}); use --keep-trying to retry anyway",
-                    if *code == 4001 { "HTTP 401 / close 4001".to_owned() } else { code.to_string() }
+                    if *code == 4001 {
+                        "HTTP 401 / close 4001".to_owned()
+                    } else {
+                        code.to_string()
+                    }
                 )));
             }
             Event::StateChanged(StateChange {
@@ -293,22 +292,37 @@ async fn publish(
             s
         }
     };
-    let data: Value = serde_json::from_str(text.trim())
-        .unwrap_or_else(|_| Value::String(text.trim().to_owned()));
-    let (client, printer) = build(&common)?;
-    let mut events = client.events();
+    let data: Value =
+        serde_json::from_str(text.trim()).unwrap_or_else(|_| Value::String(text.trim().to_owned()));
+    let (client, mut events, printer) = build(&common, false)?;
     let result = tokio::time::timeout(timeout, async {
         // Connect, refusing early on a refused token: a publish has no use
-        // for slow retries.
-        loop {
-            match events.next().await {
-                Some(Event::StateChanged(c)) if c.to == State::Connected => break,
-                Some(Event::StateChanged(StateChange {
-                    reason: Reason::AuthRejected { .. } | Reason::Forbidden { .. },
-                    ..
-                })) => return Err(refused("the server refused the token".to_owned())),
-                Some(_) => {}
-                None => return Err(refused("the client stopped before connecting".to_owned())),
+        // for slow retries. The state watch cannot miss the transition.
+        let mut state = client.state_changes();
+        let snapshot = state
+            .wait_for(|s| {
+                s.state == State::Connected
+                    || s.state == State::Disconnected
+                    || matches!(s.reason, Some(Reason::AuthRejected { .. }))
+            })
+            .await
+            .map_err(|_| refused("the client stopped before connecting".to_owned()))?
+            .clone();
+        match snapshot.reason {
+            _ if snapshot.state == State::Connected => {}
+            Some(Reason::AuthRejected { .. }) => {
+                return Err(refused("the server refused the token".to_owned()))
+            }
+            Some(Reason::Forbidden { code }) => {
+                return Err(refused(format!(
+                    "the server refused access (forbidden, {code})"
+                )))
+            }
+            other => {
+                return Err(refused(format!(
+                    "stopped before connecting: {}",
+                    other.map_or("unknown", |r| r.name())
+                )))
             }
         }
         client
@@ -327,7 +341,7 @@ async fn publish(
                             e.message, e.code
                         )))
                     }
-                    Some(Event::StateChanged(c)) if c.to != State::Connected => {
+                    Some(Event::StateChanged(c)) if c.from == State::Connected => {
                         return Err(refused(format!(
                             "the connection dropped before the publish was confirmed ({})",
                             c.reason.name()
@@ -445,7 +459,13 @@ impl Printer {
             };
             let retry = c
                 .retry_in_ms
-                .map(|ms| format!(", retrying in {:.1} s (attempt {})", ms as f64 / 1000.0, c.attempt))
+                .map(|ms| {
+                    format!(
+                        ", retrying in {:.1} s (attempt {})",
+                        ms as f64 / 1000.0,
+                        c.attempt
+                    )
+                })
                 .unwrap_or_default();
             self.text(&format!("{} ({detail}){retry}", c.to.name()));
         }
@@ -489,8 +509,12 @@ impl Printer {
                 json!({"event": "subscribed", "topic": topic, "recovery": recovery_name(*recovery)}),
                 match recovery {
                     Recovery::Fresh => format!("subscribed to {topic}"),
-                    Recovery::Recovered => format!("resubscribed to {topic}, missed messages recovered"),
-                    Recovery::Lost => format!("resubscribed to {topic}, missed messages LOST: refetch"),
+                    Recovery::Recovered => {
+                        format!("resubscribed to {topic}, missed messages recovered")
+                    }
+                    Recovery::Lost => {
+                        format!("resubscribed to {topic}, missed messages LOST: refetch")
+                    }
                 },
             ),
             Event::SubscribeFailed { topic, error } => (
