@@ -1,0 +1,90 @@
+// The TS layer over the wasm shell, in Node (run with --experimental-websocket),
+// against a scripted hublink.v1 server on loopback.
+import "./setup.mjs";
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+import { createClient } from "../dist/index.js";
+
+const require = createRequire(import.meta.url);
+const { WebSocketServer } = require("../../tools/node/node_modules/ws");
+
+function server() {
+  const wss = new WebSocketServer({ port: 0, host: "127.0.0.1", handleProtocols: (p) => (p.has("hublink.v1") ? "hublink.v1" : false) });
+  const seen = [];
+  wss.on("connection", (ws) => {
+    ws.send(JSON.stringify({ type: "connected", client_id: "c-1", heartbeat_interval: 30, server_time: Date.now(), protocol: "hublink.v1" }));
+    ws.on("message", (raw) => {
+      const m = JSON.parse(String(raw));
+      seen.push(m);
+      if (m.type === "subscribe") {
+        ws.send(JSON.stringify({ type: "subscribe_ack", topic: m.topic, success: true, epoch: "e1", seq: 0 }));
+        for (let seq = 1; seq <= 50; seq++) {
+          ws.send(JSON.stringify({ type: "message", topic: m.topic, seq, epoch: "e1", data: { seq, nested: { ok: true } }, timestamp: Date.now() }));
+        }
+      }
+    });
+  });
+  return new Promise((resolve) => wss.on("listening", () => resolve({ wss, seen, url: `ws://127.0.0.1:${wss.address().port}/ws` })));
+}
+
+const until = async (cond, ms = 5000) => {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+test("every message reaches every handler, in order, with payloads untouched", async () => {
+  const { wss, url } = await server();
+  const client = createClient(url, { seed: 1 });
+  const a = [];
+  const b = [];
+  const states = [];
+  client.on("state", (e) => states.push(e.to));
+  client.subscribe("machines.CNC-001", (data, m) => a.push([data.seq, m.seq, data.nested.ok]));
+  client.subscribe("machines.CNC-001", (data) => b.push(data.seq));
+  await until(() => a.length === 50 && b.length === 50);
+  assert.deepEqual(a.map((x) => x[0]), Array.from({ length: 50 }, (_, i) => i + 1));
+  assert.ok(a.every(([d, s, ok]) => d === s && ok === true));
+  assert.deepEqual(b, a.map((x) => x[0]));
+  assert.equal(client.state, "connected");
+  assert.equal(client.latest("machines.CNC-001").data.seq, 50);
+  client.close();
+  assert.equal(client.state, "disconnected");
+  assert.deepEqual(states.slice(0, 2), ["connecting", "connected"]);
+  wss.close();
+});
+
+test("errors carry a code", async () => {
+  const { wss, url } = await server();
+  const client = createClient(url, { seed: 1 });
+  await client.ready;
+  assert.throws(() => client.subscribe("", () => {}), (e) => e.code === "invalid_topic");
+  client.close();
+  assert.throws(() => client.publish("t", 1), (e) => e.code === "closed");
+  wss.close();
+  assert.throws(() => createClient(url, { dialect: "nope" }), (e) => e.code === "unknown_dialect");
+});
+
+test("unknown dialect is an error with code unknown_dialect", async () => {
+  const { Client } = await import("../wasm/hublink_wasm.js");
+  assert.throws(() => new Client("ws://127.0.0.1:1/", { dialect: "nope" }, () => {}), (e) => e.code === "unknown_dialect");
+});
+
+test("a dropped server is Reconnecting with attempt numbers, then Connected again", async () => {
+  let { wss, url } = await server();
+  const port = new URL(url).port;
+  const client = createClient(url, { seed: 7, backoffInitialMs: 100, backoffMaxMs: 200 });
+  const states = [];
+  client.on("state", (e) => states.push([e.to, e.attempt, e.reason.name]));
+  await until(() => client.state === "connected");
+  for (const ws of wss.clients) ws.terminate();
+  await until(() => client.state === "reconnecting");
+  await until(() => client.state === "connected");
+  assert.ok(states.some(([s, n]) => s === "reconnecting" && n >= 1), JSON.stringify(states));
+  client.close();
+  wss.close();
+  void port;
+});
