@@ -143,6 +143,11 @@ pub struct Config {
     #[arg(long, env = "HUBLINK_WRITE_BUFFER", default_value_t = 0)]
     pub write_buffer_size: usize,
 
+    /// Tokio worker threads. Default: one per CPU core. `1` runs the whole server
+    /// on one thread (what the benchmarks pin to one core).
+    #[arg(long, env = "HUBLINK_WORKER_THREADS")]
+    pub worker_threads: Option<usize>,
+
     /// Start the simulated feeds (machines, devices, power, orders).
     #[arg(long, env = "HUBLINK_DEMO")]
     pub demo: bool,

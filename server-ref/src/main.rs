@@ -3,9 +3,22 @@
 use clap::Parser;
 use hublink_server::{run, Config};
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let config = Config::parse();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = config.worker_threads {
+        runtime.worker_threads(n.max(1));
+    }
+    match runtime.enable_all().build() {
+        Ok(rt) => rt.block_on(serve(config)),
+        Err(e) => {
+            eprintln!("hublink-server: cannot start the tokio runtime: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

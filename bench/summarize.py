@@ -1,0 +1,199 @@
+"""Turns the raw runs of bench/run into target/bench/results.json and a
+markdown table on stdout: the median of the runs, their spread (min-max), and
+ratios against the baselines measured in the same run.
+
+Usage: python3 bench/summarize.py RAW_DIR RESULTS_JSON SMOKE(0|1)
+"""
+
+import glob
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+raw, results_path, smoke = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+
+
+def load(pattern):
+    out = []
+    for p in sorted(glob.glob(os.path.join(raw, pattern))):
+        with open(p) as f:
+            text = f.read().strip().splitlines()
+        if text:
+            out.append(json.loads(text[-1]))
+    return out
+
+
+def stat(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "runs": len(values),
+    }
+
+
+def fmt(s, unit="", digits=2, scale=1.0):
+    if s is None:
+        return "n/a"
+    m, lo, hi = (s["median"] * scale, s["min"] * scale, s["max"] * scale)
+    if s["runs"] == 1:
+        return f"{m:.{digits}f}{unit}"
+    return f"{m:.{digits}f}{unit} ({lo:.{digits}f}-{hi:.{digits}f})"
+
+
+def ratio(a, b):
+    if a is None or b is None or not b["median"]:
+        return None
+    return a["median"] / b["median"]
+
+
+res = {"smoke": smoke, "machine": {}, "fanout": {}, "idle": {}, "storm": None,
+       "decode": None, "wasm": None}
+try:
+    cpu = [l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")]
+    res["machine"] = {"cpu": cpu[0] if cpu else platform.processor(), "cores": os.cpu_count(),
+                      "kernel": platform.release()}
+except OSError:
+    pass
+
+stacks = ["hublink", "node", "python"]
+for s in stacks:
+    runs = load(f"fanout-{s}-*.json")
+    if runs:
+        res["fanout"][s] = {
+            "runs": runs and len(runs),
+            "cpu_us_per_delivery": stat([r["fixed"]["cpu_us_per_delivery"] for r in runs]),
+            "p50_ms": stat([r["fixed"]["p50_ms"] for r in runs]),
+            "p99_ms": stat([r["fixed"]["p99_ms"] for r in runs]),
+            "fixed_deliveries_per_s": stat([r["fixed"]["deliveries_per_s"] for r in runs]),
+            "max_deliveries_per_s": stat([r["max_deliveries_per_s"] for r in runs]),
+            "max_cpu_us_per_delivery": stat(
+                [r["max_step"]["cpu_us_per_delivery"] if r["max_step"] else None for r in runs]),
+            "generator_share_at_max": stat(
+                [r["max_step"]["generator_cpu_share"] if r["max_step"] else None for r in runs]),
+            "subs": runs[0]["subs"],
+            "raw": runs,
+        }
+    runs = load(f"idle-{s}-*.json")
+    if runs:
+        res["idle"][s] = {
+            "bytes_per_conn": stat([r["bytes_per_conn"] for r in runs]),
+            "conns": runs[0]["conns"],
+            "heartbeats_answered": stat([r["heartbeats_answered"] for r in runs]),
+            "raw": runs,
+        }
+runs = load("storm-hublink-*.json")
+if runs:
+    res["storm"] = {
+        "conns": runs[0]["conns"],
+        "cold_secs": stat([r["cold"]["all_subscribed_secs"] for r in runs]),
+        "cold_peak_accepts_per_s": stat([r["cold"]["peak_accepts_per_s"] for r in runs]),
+        "restart_secs": stat([r["restart"]["all_subscribed_secs"] for r in runs]),
+        "restart_first_secs": stat([r["restart"]["first_connected_secs"] for r in runs]),
+        "restart_peak_accepts_per_s": stat([r["restart"]["peak_accepts_per_s"] for r in runs]),
+        "raw": runs,
+    }
+dec = {}
+for b in ["message_frame_to_typed_struct", "serde_json_direct_baseline"]:
+    p = os.path.join(raw, f"decode-{b}.json")
+    if os.path.exists(p):
+        e = json.load(open(p))["median"]
+        dec[b] = {"ns": e["point_estimate"], "lo_ns": e["confidence_interval"]["lower_bound"],
+                  "hi_ns": e["confidence_interval"]["upper_bound"]}
+if dec:
+    res["decode"] = dec
+p = os.path.join(raw, "wasm.json")
+if os.path.exists(p):
+    res["wasm"] = json.load(open(p))
+
+fo, idle = res["fanout"], res["idle"]
+rows = []
+target = []
+
+
+def row(figure, hub, node, py, ratio_text, tgt):
+    rows.append(f"| {figure} | {hub} | {node} | {py} | {ratio_text} | {tgt} |")
+
+
+def get(d, s, k):
+    return d.get(s, {}).get(k)
+
+
+if fo:
+    subs = next(iter(fo.values()))["subs"]
+    rate = next(iter(fo.values()))["raw"][0]["fixed"]["rate"]
+    r = ratio(get(fo, "hublink", "cpu_us_per_delivery"), get(fo, "node", "cpu_us_per_delivery"))
+    met = None if r is None else r <= 0.4
+    row(f"fan-out CPU per delivery, µs ({subs} subs, {rate} msg/s)",
+        fmt(get(fo, "hublink", "cpu_us_per_delivery")), fmt(get(fo, "node", "cpu_us_per_delivery")),
+        fmt(get(fo, "python", "cpu_us_per_delivery")),
+        "n/a" if r is None else f"{r:.2f} x Node", "<= 0.4 x Node: " + ("met" if met else "MISSED" if met is not None else "n/a"))
+    res["fanout_cpu_ratio_vs_node"] = r
+    for k, name in [("p50_ms", "p50"), ("p99_ms", "p99")]:
+        row(f"fan-out {name} latency, ms ({rate} msg/s)", fmt(get(fo, "hublink", k)),
+            fmt(get(fo, "node", k)), fmt(get(fo, "python", k)), "", "")
+    mx = get(fo, "hublink", "max_deliveries_per_s")
+    rr = ratio(mx, get(fo, "node", "max_deliveries_per_s"))
+    row("highest fully delivered rate, deliveries/s (p99 < 100 ms)",
+        fmt(mx, digits=0), fmt(get(fo, "node", "max_deliveries_per_s"), digits=0),
+        fmt(get(fo, "python", "max_deliveries_per_s"), digits=0),
+        "n/a" if rr is None else f"{rr:.2f} x Node",
+        ">= 250,000: " + ("n/a" if mx is None else "met" if mx["median"] >= 250000 else "MISSED"))
+    row("generator core busy at that rate", fmt(get(fo, "hublink", "generator_share_at_max"), scale=100, digits=0, unit="%"),
+        fmt(get(fo, "node", "generator_share_at_max"), scale=100, digits=0, unit="%"),
+        fmt(get(fo, "python", "generator_share_at_max"), scale=100, digits=0, unit="%"), "", "")
+if idle:
+    conns = next(iter(idle.values()))["conns"]
+    b = get(idle, "hublink", "bytes_per_conn")
+    r = ratio(b, get(idle, "node", "bytes_per_conn"))
+    row(f"idle RSS per connection, KB ({conns} conns)", fmt(b, scale=1 / 1024, digits=1),
+        fmt(get(idle, "node", "bytes_per_conn"), scale=1 / 1024, digits=1),
+        fmt(get(idle, "python", "bytes_per_conn"), scale=1 / 1024, digits=1),
+        "n/a" if r is None else f"{r:.2f} x Node",
+        "<= 6 KB: " + ("n/a" if b is None else "met" if b["median"] <= 6 * 1024 else "MISSED"))
+st = res["storm"]
+if st:
+    c = st["cold_secs"]
+    row(f"connect storm, cold: all {st['conns']} connected + subscribed, s", fmt(c), "", "", "",
+        "<= 2.5 s: " + ("met" if c["median"] <= 2.5 else "MISSED"))
+    row("connect storm, cold: peak accept rate, conn/s", fmt(st["cold_peak_accepts_per_s"], digits=0), "", "", "", "")
+    row("after a server kill + restart (client backoff): all back, s", fmt(st["restart_secs"]), "", "", "", "")
+    row("after restart: peak accept rate, conn/s", fmt(st["restart_peak_accepts_per_s"], digits=0), "", "", "", "")
+if dec:
+    h = dec.get("message_frame_to_typed_struct")
+    s = dec.get("serde_json_direct_baseline")
+    if h:
+        row("client decode, messages/s per core (criterion median)", f"{1e9 / h['ns']:,.0f}", "", "",
+            f"{h['ns'] / s['ns']:.2f} x the time of bare serde_json" if s else "", "")
+w = res["wasm"]
+if w:
+    row("npm package gzipped (wasm + JS glue), KB", f"{w['gzip_bytes'] / 1024:.1f}", "", "", "",
+        "<= 60 KB: " + ("met" if w["gzip_bytes"] <= 60 * 1024 else "MISSED"))
+    if w.get("hublink_msgs_per_s"):
+        rr = w["hublink_msgs_per_s"] / w["plain_msgs_per_s"]
+        row("browser: messages/s to a JS callback (headless Chromium)", f"{w['hublink_msgs_per_s']:,.0f}",
+            f"plain WebSocket + JSON.parse: {w['plain_msgs_per_s']:,.0f}", "", f"{rr:.2f} x plain",
+            ">= 0.5 x plain: " + ("met" if rr >= 0.5 else "MISSED"))
+
+print()
+print("| figure | hublink | Node ws | Python websockets | ratio | target |")
+print("|---|---|---|---|---|---|")
+for r_ in rows:
+    print(r_)
+print()
+print("Medians of the runs, (min-max) across runs. Raw runs: " + raw)
+try:
+    res["git"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True).stdout.strip()
+except OSError:
+    pass
+res["table"] = rows
+with open(results_path, "w") as f:
+    json.dump(res, f, indent=1)
+print(f"results: {results_path}")
