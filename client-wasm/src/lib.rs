@@ -132,6 +132,7 @@ struct Callbacks {
     open: Callback,
     message: Callback,
     close: Callback,
+    error: Callback,
     timer: Closure<dyn FnMut()>,
     lifecycle: Callback,
 }
@@ -186,6 +187,7 @@ impl Shell {
                     open: callback(weak, Shell::on_open),
                     message: callback(weak, Shell::on_message),
                     close: callback(weak, Shell::on_close),
+                    error: callback(weak, Shell::on_error),
                     lifecycle: callback(weak, Shell::on_lifecycle),
                     timer: Closure::new(move || {
                         if let Some(shell) = timer_shell.upgrade() {
@@ -275,6 +277,7 @@ impl Shell {
                         ws.set_onopen(Some(cb.open.as_ref().unchecked_ref()));
                         ws.set_onmessage(Some(cb.message.as_ref().unchecked_ref()));
                         ws.set_onclose(Some(cb.close.as_ref().unchecked_ref()));
+                        ws.set_onerror(Some(cb.error.as_ref().unchecked_ref()));
                         *self.socket.borrow_mut() = Some(ws);
                     }
                     Err(e) => {
@@ -305,29 +308,18 @@ impl Shell {
         ws.set_onopen(None);
         ws.set_onmessage(None);
         ws.set_onclose(None);
+        ws.set_onerror(None);
         Some(ws)
     }
 
-    /// Whether `event` comes from the current socket.
-    fn is_current(&self, event: &JsValue) -> bool {
-        let target = Reflect::get(event, &"target".into()).unwrap_or_default();
-        self.socket
-            .borrow()
-            .as_ref()
-            .is_some_and(|ws| js_sys::Object::is(ws, &target))
-    }
-
-    fn on_open(&self, event: JsValue) {
-        if self.is_current(&event) {
-            self.core.borrow_mut().handle_open(now());
-            self.drive();
-        }
+    // Events come from the current socket only: `detach` clears a socket's
+    // handlers before it is replaced, and the browser reads them at dispatch.
+    fn on_open(&self, _: JsValue) {
+        self.core.borrow_mut().handle_open(now());
+        self.drive();
     }
 
     fn on_message(&self, event: JsValue) {
-        if !self.is_current(&event) {
-            return;
-        }
         let data = Reflect::get(&event, &"data".into()).unwrap_or_default();
         match data.as_string() {
             Some(text) => self.core.borrow_mut().handle_text(now(), &text),
@@ -343,9 +335,6 @@ impl Shell {
     }
 
     fn on_close(&self, event: JsValue) {
-        if !self.is_current(&event) {
-            return;
-        }
         self.detach();
         // Read as plain fields: Node's WebSocket has no global CloseEvent.
         let field = |k: &str| Reflect::get(&event, &k.into()).unwrap_or_default();
@@ -353,12 +342,23 @@ impl Shell {
         let reason = field("reason").as_string().unwrap_or_default();
         let info = if code == 1006 {
             CloseInfo::Failed {
-                error: "the connection failed or dropped without a close frame (1006)".into(),
+                error: "no close frame (1006)".into(),
             }
         } else {
             CloseInfo::Frame { code, reason }
         };
         self.core.borrow_mut().handle_close(now(), info);
+        self.drive();
+    }
+
+    /// A socket error is the end of that socket: browsers follow it with a
+    /// close event (always 1006), Node's WebSocket sometimes does not.
+    fn on_error(&self, _: JsValue) {
+        self.detach();
+        let error = "WebSocket error".into();
+        self.core
+            .borrow_mut()
+            .handle_close(now(), CloseInfo::Failed { error });
         self.drive();
     }
 
