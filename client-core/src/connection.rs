@@ -822,6 +822,7 @@ impl<V: JsonValue> Connection<V> {
             None
         };
         sub.sent_since = since.is_some();
+        sub.delivered_since_sent = false;
         match self.dialect.encode_subscribe(topic, since) {
             Some(frame) if acks => {
                 sub.state = SubscriptionState::Subscribing;
@@ -927,9 +928,16 @@ impl<V: JsonValue> Connection<V> {
             (false, _) if sub.established_before => Recovery::Lost,
             (false, _) => Recovery::Fresh,
         };
-        if recovery != Recovery::Recovered {
-            if let Some(position) = position {
-                sub.position = Some(position);
+        if recovery != Recovery::Recovered && !sub.delivered_since_sent {
+            // Continue from the server's position, unless messages delivered
+            // since the subscribe went out are newer than its snapshot; and
+            // never move back within an epoch: what was delivered stays
+            // delivered (at most once), even if a server reports an older
+            // position than it sent.
+            match (position, &sub.position) {
+                (Some(new), Some(old)) if new.epoch == old.epoch && new.seq < old.seq => {}
+                (Some(new), _) => sub.position = Some(new),
+                (None, _) => {}
             }
         }
         sub.state = SubscriptionState::Subscribed;
@@ -939,6 +947,7 @@ impl<V: JsonValue> Connection<V> {
 
     fn on_message(&mut self, message: Message<V>) {
         if let (Some(next), Some(sub)) = (&message.position, self.subs.get_mut(&message.topic)) {
+            sub.delivered_since_sent = true;
             match &mut sub.position {
                 Some(last) if last.epoch == next.epoch && next.seq <= last.seq => {
                     return; // already delivered: at most once

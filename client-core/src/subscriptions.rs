@@ -29,6 +29,9 @@ pub struct Subscription {
     pub(crate) established_before: bool,
     /// Whether the current subscribe carried `since`.
     pub(crate) sent_since: bool,
+    /// Whether a message was delivered since the current subscribe was sent:
+    /// then it is at least as new as the position its ack reports.
+    pub(crate) delivered_since_sent: bool,
 }
 
 /// The topics the application subscribed to, in name order.
@@ -85,6 +88,7 @@ impl Subscriptions {
             position: None,
             established_before: false,
             sent_since: false,
+            delivered_since_sent: false,
         };
         self.entries.insert(i, (topic.to_owned(), sub));
         true

@@ -134,6 +134,16 @@ impl Model {
         self.steps += 1;
         let op = byte(input) % 18;
         let now = self.now;
+        let trace = std::env::var_os("HUBLINK_MODEL_TRACE").is_some();
+        if trace {
+            eprintln!(
+                "step {} at {} ms: op {op} ({:?}, socket {:?})",
+                self.steps,
+                now,
+                self.conn.state(),
+                self.socket
+            );
+        }
         match op {
             0 => self.conn.connect(now),
             1 => {
@@ -144,6 +154,9 @@ impl Model {
             }
             2 => {
                 let text = self.text(input);
+                if trace {
+                    eprintln!("  text {text:?}");
+                }
                 self.conn.handle_text(now, &text);
             }
             3 => self.conn.handle_binary(now, byte(input) as usize),
@@ -224,6 +237,9 @@ impl Model {
             }
         }
         while let Some(e) = self.conn.poll_event() {
+            if std::env::var_os("HUBLINK_MODEL_TRACE").is_some() {
+                eprintln!("  event {e:?}");
+            }
             if let Event::Message(m) = e {
                 if let Some(p) = &m.position {
                     if self.conn.subscriptions().contains(&m.topic) {
