@@ -13,6 +13,7 @@
 import {
   createContext,
   createElement,
+  useCallback,
   useContext,
   useEffect,
   useRef,
@@ -62,11 +63,10 @@ export function useHublink(): HublinkClient {
 /** The connection's state, attempt and reason; re-renders on every change. */
 export function useConnectionState(): ConnectionStatus {
   const client = useHublink();
-  return useSyncExternalStore(
-    (onChange) => client.on("state", onChange),
-    () => client.status,
-    () => client.status,
-  );
+  // Stable functions: a new `subscribe` each render would make React resubscribe.
+  const subscribe = useCallback((onChange: () => void) => client.on("state", onChange), [client]);
+  const get = useCallback(() => client.status, [client]);
+  return useSyncExternalStore(subscribe, get, get);
 }
 
 /**
@@ -84,9 +84,7 @@ export function useTopic<T = unknown>(topic: string, handler: TopicHandler<T>): 
 /** The payload of the last message on `topic` (undefined before the first). */
 export function useLatest<T = unknown>(topic: string): T | undefined {
   const client = useHublink();
-  return useSyncExternalStore(
-    (onChange) => client.subscribe(topic, onChange),
-    () => client.latest<T>(topic)?.data,
-    () => undefined,
-  );
+  const subscribe = useCallback((onChange: () => void) => client.subscribe(topic, onChange), [client, topic]);
+  const get = useCallback(() => client.latest<T>(topic)?.data, [client, topic]);
+  return useSyncExternalStore(subscribe, get, () => undefined);
 }
