@@ -1,0 +1,18 @@
+import { defineConfig } from "vite";
+import react from "@vitejs/plugin-react";
+
+// The page connects to the relative "/ws"; dev and preview servers proxy it
+// (and /metrics) to hublink-server, HUBLINK_SERVER (default 127.0.0.1:8080).
+const target = `http://${process.env.HUBLINK_SERVER ?? "127.0.0.1:8080"}`;
+const proxy = {
+  "/ws": { target, ws: true },
+  "/metrics": { target },
+};
+
+export default defineConfig({
+  plugins: [react()],
+  // hublink is linked from ../../pkg, which has its own React for its type checks.
+  resolve: { dedupe: ["react", "react-dom"] },
+  server: { proxy },
+  preview: { proxy },
+});
