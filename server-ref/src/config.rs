@@ -135,12 +135,16 @@ pub struct Config {
     #[arg(long, env = "HUBLINK_HISTORY_AGE", default_value = "300s", value_parser = parse_duration)]
     pub history_age: Duration,
 
-    /// tungstenite read buffer per connection, bytes.
-    #[arg(long, env = "HUBLINK_READ_BUFFER", default_value_t = 4096)]
+    /// tungstenite read buffer per connection, bytes. Client frames are small
+    /// (subscribe, heartbeat echo), and a larger one is read in several parts, so
+    /// the default keeps an idle connection small (BENCHMARKS.md: idle memory).
+    #[arg(long, env = "HUBLINK_READ_BUFFER", default_value_t = 512)]
     pub read_buffer_size: usize,
 
-    /// tungstenite write buffer per connection, bytes (0 writes each message eagerly).
-    #[arg(long, env = "HUBLINK_WRITE_BUFFER", default_value_t = 0)]
+    /// tungstenite write buffer per connection, bytes: frames queued together are
+    /// coalesced up to this size before a write (0 writes each message eagerly).
+    /// Only a connection that received a burst holds a buffer this large.
+    #[arg(long, env = "HUBLINK_WRITE_BUFFER", default_value_t = 8192)]
     pub write_buffer_size: usize,
 
     /// Tokio worker threads. Default: one per CPU core. `1` runs the whole server

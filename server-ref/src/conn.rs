@@ -3,8 +3,8 @@
 //! task joined by a bounded queue, heartbeats, stale cleanup, rate limiting,
 //! error accounting and graceful shutdown.
 
-use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 use crate::auth::{token_from, Claims};
 use crate::broker::{Published, Subscriber};
@@ -55,22 +55,56 @@ struct CloseRequest {
 
 /// The part of a connection that subscribers and the reader share: the bounded
 /// send queue and the close request.
+///
+/// The queue is a plain `VecDeque` behind a mutex rather than a tokio `mpsc`
+/// channel: it allocates nothing until the first frame (an idle connection
+/// holds no 32-slot block), and the writer takes everything queued at once, so
+/// frames that piled up while it was busy leave in one write.
 pub(crate) struct ConnShared {
     pub(crate) id: u64,
-    tx: mpsc::Sender<Out>,
+    queue: Mutex<VecDeque<Out>>,
+    capacity: usize,
+    /// Set when the writer has stopped: nothing queued would leave any more.
+    writer_gone: AtomicBool,
     close: Mutex<Option<(u16, &'static str)>>,
     pending: Mutex<Option<CloseRequest>>,
+    /// Wakes the writer: frames queued, or a close requested.
     notify: Notify,
     metrics: Arc<AppState>,
 }
 
+enum Queued {
+    Yes,
+    Full,
+    WriterGone,
+}
+
 impl ConnShared {
+    fn push(&self, out: Out) -> Queued {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if self.writer_gone.load(Ordering::Acquire) {
+            return Queued::WriterGone;
+        }
+        if q.len() >= self.capacity {
+            return Queued::Full;
+        }
+        let was_empty = q.is_empty();
+        q.push_back(out);
+        drop(q);
+        // A non-empty queue means the writer was woken already and has not
+        // taken it yet: it will find this frame too.
+        if was_empty {
+            self.notify.notify_one();
+        }
+        Queued::Yes
+    }
+
     /// Queues a frame without waiting. A full queue closes the connection as a
     /// slow consumer (4009); the broadcast never waits for it.
     pub(crate) fn send(&self, f: Utf8Bytes) -> bool {
-        match self.tx.try_send(Out::Frame(f)) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+        match self.push(Out::Frame(f)) {
+            Queued::Yes => true,
+            Queued::Full => {
                 Metrics::inc(&self.metrics.metrics.dropped);
                 if self.close(close::SLOW_CONSUMER, "slow consumer", None) {
                     Metrics::inc(&self.metrics.metrics.slow_consumer_closes);
@@ -78,8 +112,20 @@ impl ConnShared {
                 }
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Queued::WriterGone => false,
         }
+    }
+
+    /// Moves everything queued into `batch` (which must be empty).
+    fn take_queued(&self, batch: &mut VecDeque<Out>) {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::swap(&mut *q, batch);
+    }
+
+    fn writer_stopped(&self) {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        self.writer_gone.store(true, Ordering::Release);
+        *q = VecDeque::new();
     }
 
     /// Asks the writer to send `last` (if any) then a close frame. The first request wins.
@@ -368,16 +414,17 @@ async fn drive<H: Handler>(
     tracing::debug!(conn = id, endpoint = endpoint.name(), "connected");
 
     let (sink, mut stream) = socket.split();
-    let (tx, rx) = mpsc::channel(state.config.send_queue.max(1));
     let shared = Arc::new(ConnShared {
         id,
-        tx,
+        queue: Mutex::new(VecDeque::new()),
+        capacity: state.config.send_queue.max(1),
+        writer_gone: AtomicBool::new(false),
         close: Mutex::new(None),
         pending: Mutex::new(None),
         notify: Notify::new(),
         metrics: state.clone(),
     });
-    let mut writer = tokio::spawn(write_loop(sink, rx, shared.clone(), opts.batch));
+    let mut writer = tokio::spawn(write_loop(sink, shared.clone(), opts.batch));
     let mut ctx = Ctx {
         conn: shared.clone(),
         state: state.clone(),
@@ -460,7 +507,8 @@ async fn drive<H: Handler>(
                 handler.on_heartbeat(&mut ctx);
             }
             _ = ping.tick() => {
-                let _ = shared.tx.try_send(Out::Ping);
+                // A ping never closes a connection: skip it when the queue is full.
+                let _ = shared.push(Out::Ping);
             }
             _ = tokio::time::sleep_until(last_inbound + stale) => {
                 if shared.close(close::STALE, "heartbeat timeout", None) {
@@ -493,65 +541,90 @@ async fn drive<H: Handler>(
     tracing::debug!(conn = id, endpoint = endpoint.name(), "disconnected");
 }
 
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Out>,
-    shared: Arc<ConnShared>,
-    batch: bool,
-) {
+async fn write_loop(sink: SplitSink<WebSocket, Message>, shared: Arc<ConnShared>, batch: bool) {
+    let mut sink = sink;
+    write_frames(&mut sink, &shared, batch).await;
+    shared.writer_stopped();
+    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+}
+
+/// Writes whatever is queued, coalesced: every queued frame is fed into the
+/// WebSocket's write buffer and flushed once, so frames that piled up while the
+/// previous write was under way leave in one `write`. Returns on a close request
+/// (after sending it) or a write error or timeout.
+async fn write_frames(sink: &mut SplitSink<WebSocket, Message>, shared: &ConnShared, batch: bool) {
     let wt = Duration::from_secs(10);
     let metrics = &shared.metrics.metrics;
+    let mut frames: VecDeque<Out> = VecDeque::new();
     loop {
-        tokio::select! {
-            biased;
-            _ = shared.notify.notified() => {
-                let req = shared.pending.lock().unwrap_or_else(|e| e.into_inner()).take();
-                if let Some(req) = req {
-                    if let Some(last) = req.last {
-                        if let Ok(Ok(())) = tokio::time::timeout(wt, sink.send(Message::Text(last))).await {
-                            Metrics::inc(&metrics.messages_out);
-                        }
-                    }
-                    let cf = CloseFrame { code: req.code, reason: Utf8Bytes::from_static(req.reason) };
-                    let _ = tokio::time::timeout(wt, sink.send(Message::Close(Some(cf)))).await;
+        let req = shared
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(req) = req {
+            if let Some(last) = req.last {
+                if let Ok(Ok(())) = tokio::time::timeout(wt, sink.send(Message::Text(last))).await {
+                    Metrics::inc(&metrics.messages_out);
                 }
-                break;
             }
-            out = rx.recv() => {
-                let Some(out) = out else { break };
-                let (msg, n, then_ping) = match out {
-                    Out::Ping => (Message::Ping(Bytes::new()), 0, false),
-                    Out::Frame(f) if batch => {
-                        let mut s: Option<String> = None;
-                        let mut n = 1;
-                        let mut then_ping = false;
-                        while n < 64 {
-                            match rx.try_recv() {
-                                Ok(Out::Frame(g)) => {
-                                    let s = s.get_or_insert_with(|| f.as_str().to_string());
-                                    s.push('\n');
-                                    s.push_str(g.as_str());
-                                    n += 1;
-                                }
-                                Ok(Out::Ping) => { then_ping = true; break; }
-                                Err(_) => break,
-                            }
-                        }
-                        (Message::Text(s.map(Utf8Bytes::from).unwrap_or(f)), n, then_ping)
-                    }
-                    Out::Frame(f) => (Message::Text(f), 1, false),
+            let cf = CloseFrame {
+                code: req.code,
+                reason: Utf8Bytes::from_static(req.reason),
+            };
+            let _ = tokio::time::timeout(wt, sink.send(Message::Close(Some(cf)))).await;
+            return;
+        }
+        shared.take_queued(&mut frames);
+        if frames.is_empty() {
+            shared.notify.notified().await;
+            continue;
+        }
+        let n = frames.iter().filter(|f| matches!(f, Out::Frame(_))).count() as u64;
+        let write = async {
+            while let Some(out) = frames.pop_front() {
+                let msg = match out {
+                    Out::Ping => Message::Ping(Bytes::new()),
+                    Out::Frame(f) if batch => Message::Text(join_lines(f, &mut frames)),
+                    Out::Frame(f) => Message::Text(f),
                 };
-                match tokio::time::timeout(wt, sink.send(msg)).await {
-                    Ok(Ok(())) => { metrics.messages_out.fetch_add(n, Ordering::Relaxed); }
-                    _ => break,
-                }
-                if then_ping && !matches!(tokio::time::timeout(wt, sink.send(Message::Ping(Bytes::new()))).await, Ok(Ok(()))) {
-                    break;
-                }
+                sink.feed(msg).await?;
             }
+            sink.flush().await
+        };
+        match tokio::time::timeout(wt, write).await {
+            Ok(Ok(())) => {
+                metrics.messages_out.fetch_add(n, Ordering::Relaxed);
+            }
+            _ => return,
+        }
+        // Keep a small buffer for the next batch, not the largest burst's.
+        if frames.capacity() > 64 {
+            frames = VecDeque::new();
         }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+}
+
+/// For endpoints that batch (gorilla-hub style): `first` and up to 63 more
+/// queued frames (stopping at a ping) joined with `\n` into one text frame.
+fn join_lines(first: Utf8Bytes, frames: &mut VecDeque<Out>) -> Utf8Bytes {
+    if !matches!(frames.front(), Some(Out::Frame(_))) {
+        return first;
+    }
+    let mut s = first.as_str().to_string();
+    let mut n = 1;
+    while n < 64 {
+        match frames.front() {
+            Some(Out::Frame(g)) => {
+                s.push('\n');
+                s.push_str(g.as_str());
+                frames.pop_front();
+                n += 1;
+            }
+            _ => break,
+        }
+    }
+    Utf8Bytes::from(s)
 }
 
 /// Parses a frame as one JSON value or, failing that, as `\n`-separated values.
