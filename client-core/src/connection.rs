@@ -873,9 +873,11 @@ impl<V: JsonValue> Connection<V> {
                 recovered,
                 position,
             } => self.on_subscribe_ack(topic, success, error, recovered, position),
-            Inbound::UnsubscribeAck { topic, .. } => {
+            // Not news when the application has subscribed to it again since.
+            Inbound::UnsubscribeAck { topic, .. } if !self.subs.contains(&topic) => {
                 self.events.push_back(Event::Unsubscribed { topic })
             }
+            Inbound::UnsubscribeAck { .. } => {}
             Inbound::Topics(topics) => self.events.push_back(Event::Topics(topics)),
             Inbound::Message(message) => self.on_message(message),
             Inbound::Heartbeat { timestamp, .. } => {
@@ -915,6 +917,12 @@ impl<V: JsonValue> Connection<V> {
         let Some(sub) = self.subs.get_mut(&topic) else {
             return; // unsubscribed meanwhile
         };
+        if sub.state == SubscriptionState::Subscribed {
+            // An ack for an earlier subscribe of the same topic (unsubscribed
+            // and subscribed again before the server answered): the first ack
+            // established it, this one is not news.
+            return;
+        }
         if !success {
             let error = error.unwrap_or_else(|| "refused without a reason".to_owned());
             sub.state = SubscriptionState::Failed(error.clone());

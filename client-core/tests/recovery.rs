@@ -295,3 +295,38 @@ fn an_ack_with_an_older_snapshot_never_causes_a_redelivery() {
         })
     );
 }
+
+#[test]
+fn resubscribing_before_the_first_ack_reports_one_fresh_subscription() {
+    // Reported by the browser shell: a React effect that unsubscribes and
+    // subscribes again at once saw a bogus `Lost` from the second ack.
+    let mut server = FakeServer::new("e1", 100);
+    let mut sim = Sim::hublink();
+    sim.connect_and_open();
+    sim.conn.subscribe(sim.now, "a").unwrap();
+    sim.conn.unsubscribe(sim.now, "a");
+    sim.conn.subscribe(sim.now, "a").unwrap();
+    let sent = sim.take_sent();
+    assert_eq!(sent.len(), 3);
+    // The server answers all three in order.
+    for frame in &sent {
+        let answers = match frame["type"].as_str() {
+            Some("unsubscribe") => {
+                vec![json!({"type":"unsubscribe_ack","topic":"a","success":true}).to_string()]
+            }
+            _ => server.handle(frame),
+        };
+        for answer in answers {
+            sim.recv(&answer);
+        }
+    }
+    assert_eq!(
+        sim.take_events(),
+        vec![Event::Subscribed {
+            topic: "a".into(),
+            recovery: Recovery::Fresh
+        }]
+    );
+    sim.recv(&server.publish("a", json!(1)).unwrap());
+    assert_eq!(sim.messages().len(), 1);
+}
