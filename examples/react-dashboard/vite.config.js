@@ -13,6 +13,8 @@ export default defineConfig({
   plugins: [react()],
   // hublink is linked from ../../pkg, which has its own React for its type checks.
   resolve: { dedupe: ["react", "react-dom"] },
-  server: { proxy },
+  // The linked package lives outside this app's root: let the dev server
+  // serve its files (the wasm module is fetched at run time, not bundled).
+  server: { proxy, fs: { allow: [".", "../../pkg"] } },
   preview: { proxy },
 });

@@ -5,7 +5,7 @@ import { App } from "./App.jsx";
 import "./style.css";
 
 // The server's demo prints a token; order events (rooms) need it: open the page
-// with ?token=... (scripts/dashboard does). Everything else is anonymous.
+// with ?token=... (scripts/demo does). Everything else is anonymous.
 const token = new URLSearchParams(location.search).get("token");
 const url = token ? `/ws?token=${encodeURIComponent(token)}` : "/ws";
 
