@@ -28,6 +28,10 @@ use crate::AppState;
 pub mod close {
     /// Normal closure.
     pub const NORMAL: u16 = 1000;
+    /// Protocol error: a frame that breaks RFC 6455 (unmasked, reserved bits, bad opcode).
+    pub const PROTOCOL: u16 = 1002;
+    /// Invalid frame payload data: a text frame that is not UTF-8.
+    pub const INVALID_DATA: u16 = 1007;
     /// Policy violation (too many errors).
     pub const POLICY: u16 = 1008;
     /// Message too big.
@@ -141,11 +145,55 @@ impl ConnShared {
         true
     }
 
+    fn close_code(&self) -> Option<u16> {
+        self.close
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|(code, _)| code)
+    }
+
     pub(crate) fn closing(&self) -> bool {
         self.close
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .is_some()
+    }
+}
+
+impl ConnShared {
+    /// A connection without a socket (the fuzz harness drives handlers with it).
+    pub(crate) fn detached(id: u64, capacity: usize, state: Arc<AppState>) -> Arc<ConnShared> {
+        Arc::new(ConnShared {
+            id,
+            queue: Mutex::new(VecDeque::new()),
+            capacity: capacity.max(1),
+            writer_gone: AtomicBool::new(false),
+            close: Mutex::new(None),
+            pending: Mutex::new(None),
+            notify: Notify::new(),
+            metrics: state,
+        })
+    }
+
+    /// Takes the queued text frames and the close request's code and final
+    /// frame, as the writer would send them.
+    pub(crate) fn drain(&self) -> (Vec<Utf8Bytes>, Option<(u16, Option<Utf8Bytes>)>) {
+        let mut q = VecDeque::new();
+        self.take_queued(&mut q);
+        let frames = q
+            .into_iter()
+            .filter_map(|o| match o {
+                Out::Frame(f) => Some(f),
+                Out::Ping => None,
+            })
+            .collect();
+        let close = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .map(|r| (r.code, r.last));
+        (frames, close)
     }
 }
 
@@ -386,15 +434,26 @@ impl TokenBucket {
     }
 }
 
-fn is_too_big(e: &axum::Error) -> bool {
+/// A read error the client caused, with the close code that answers it:
+/// a message or frame over the size limit (1009), a text frame that is not
+/// UTF-8 (1007), a frame that breaks RFC 6455 (1002). `None`: the socket
+/// failed (reset, EOF), nothing left to answer.
+fn client_fault(e: &axum::Error) -> Option<(u16, &'static str)> {
     let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = src {
         if let Some(te) = err.downcast_ref::<tungstenite::Error>() {
-            return matches!(te, tungstenite::Error::Capacity(_));
+            return match te {
+                tungstenite::Error::Capacity(_) => Some((close::TOO_BIG, "message too big")),
+                tungstenite::Error::Utf8(_) => {
+                    Some((close::INVALID_DATA, "text frame is not UTF-8"))
+                }
+                tungstenite::Error::Protocol(_) => Some((close::PROTOCOL, "protocol error")),
+                _ => None,
+            };
         }
         src = err.source();
     }
-    false
+    None
 }
 
 async fn drive<H: Handler>(
@@ -461,14 +520,27 @@ async fn drive<H: Handler>(
                 match msg {
                     None => break,
                     Some(Err(e)) => {
-                        if is_too_big(&e) {
-                            Metrics::inc(&m.too_big_closes);
-                            shared.close(close::TOO_BIG, "message too big", None);
-                            tracing::info!(conn = id, "inbound message over the size limit: closing with 1009");
-                            continue;
+                        // The stream ends after any error; `continue` lets the
+                        // writer send the close while the loop winds down.
+                        match client_fault(&e) {
+                            Some((close::TOO_BIG, reason)) => {
+                                Metrics::inc(&m.too_big_closes);
+                                shared.close(close::TOO_BIG, reason, None);
+                                tracing::info!(conn = id, "inbound message over the size limit: closing with 1009");
+                                continue;
+                            }
+                            Some((code, reason)) => {
+                                Metrics::inc(&m.messages_in);
+                                let kind = if code == close::INVALID_DATA { "invalid_json" } else { "invalid_message" };
+                                ctx.fatal(kind, &format!("{reason}: {e}"), code, reason);
+                                tracing::info!(conn = id, "{reason}: closing with {code}");
+                                continue;
+                            }
+                            None => {
+                                tracing::debug!(conn = id, "read error: {e}");
+                                break;
+                            }
                         }
-                        tracing::debug!(conn = id, "read error: {e}");
-                        break;
                     }
                     Some(Ok(msg)) => {
                         last_inbound = tokio::time::Instant::now();
@@ -528,6 +600,16 @@ async fn drive<H: Handler>(
     }
 
     handler.on_close(&mut ctx);
+    if writer_done {
+        // The closing handshake: read (and discard) until the peer's close
+        // frame or EOF, at most a second. Dropping a socket with unread bytes
+        // resets it, and a reset can destroy the close frame still in flight
+        // to the client (a flooding client would never learn its 4029).
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while let Some(Ok(_)) = stream.next().await {}
+        })
+        .await;
+    }
     if !writer_done {
         shared.close(close::NORMAL, "", None);
         if tokio::time::timeout(Duration::from_secs(2), &mut writer)
@@ -563,6 +645,21 @@ async fn write_frames(sink: &mut SplitSink<WebSocket, Message>, shared: &ConnSha
             .unwrap_or_else(|e| e.into_inner())
             .take();
         if let Some(req) = req {
+            // What was queued before the close leaves first, in order (the
+            // errors before a 1008, the messages before a 1012), except for a
+            // slow consumer: its queue is what overflowed.
+            if req.code != close::SLOW_CONSUMER {
+                shared.take_queued(&mut frames);
+                let n = frames.iter().filter(|f| matches!(f, Out::Frame(_))).count() as u64;
+                if n > 0 {
+                    match tokio::time::timeout(wt, write_batch(sink, &mut frames, batch)).await {
+                        Ok(Ok(())) => {
+                            metrics.messages_out.fetch_add(n, Ordering::Relaxed);
+                        }
+                        _ => return,
+                    }
+                }
+            }
             if let Some(last) = req.last {
                 if let Ok(Ok(())) = tokio::time::timeout(wt, sink.send(Message::Text(last))).await {
                     Metrics::inc(&metrics.messages_out);
@@ -572,7 +669,13 @@ async fn write_frames(sink: &mut SplitSink<WebSocket, Message>, shared: &ConnSha
                 code: req.code,
                 reason: Utf8Bytes::from_static(req.reason),
             };
-            let _ = tokio::time::timeout(wt, sink.send(Message::Close(Some(cf)))).await;
+            // A slow consumer is not reading: a second for its close frame.
+            let ct = if req.code == close::SLOW_CONSUMER {
+                Duration::from_secs(1)
+            } else {
+                wt
+            };
+            let _ = tokio::time::timeout(ct, sink.send(Message::Close(Some(cf)))).await;
             return;
         }
         shared.take_queued(&mut frames);
@@ -581,28 +684,55 @@ async fn write_frames(sink: &mut SplitSink<WebSocket, Message>, shared: &ConnSha
             continue;
         }
         let n = frames.iter().filter(|f| matches!(f, Out::Frame(_))).count() as u64;
-        let write = async {
-            while let Some(out) = frames.pop_front() {
-                let msg = match out {
-                    Out::Ping => Message::Ping(Bytes::new()),
-                    Out::Frame(f) if batch => Message::Text(join_lines(f, &mut frames)),
-                    Out::Frame(f) => Message::Text(f),
-                };
-                sink.feed(msg).await?;
+        // A peer that stopped reading blocks the write until the timeout; once
+        // it is declared a slow consumer, give up on it at once rather than
+        // hold its buffers for the rest of the timeout.
+        let written = {
+            let write = tokio::time::timeout(wt, write_batch(sink, &mut frames, batch));
+            tokio::pin!(write);
+            loop {
+                tokio::select! {
+                    r = &mut write => break Some(matches!(r, Ok(Ok(())))),
+                    _ = shared.notify.notified() => {
+                        if shared.close_code() == Some(close::SLOW_CONSUMER) {
+                            break None;
+                        }
+                    }
+                }
             }
-            sink.flush().await
         };
-        match tokio::time::timeout(wt, write).await {
-            Ok(Ok(())) => {
-                metrics.messages_out.fetch_add(n, Ordering::Relaxed);
+        match written {
+            // Abandoned: the top of the loop sends the close, briefly.
+            None => {
+                frames.clear();
+                continue;
             }
-            _ => return,
+            Some(false) => return,
+            Some(true) => {}
         }
+        metrics.messages_out.fetch_add(n, Ordering::Relaxed);
         // Keep a small buffer for the next batch, not the largest burst's.
         if frames.capacity() > 64 {
             frames = VecDeque::new();
         }
     }
+}
+
+/// Feeds every frame of `frames` into the WebSocket, then flushes once.
+async fn write_batch(
+    sink: &mut SplitSink<WebSocket, Message>,
+    frames: &mut VecDeque<Out>,
+    batch: bool,
+) -> Result<(), axum::Error> {
+    while let Some(out) = frames.pop_front() {
+        let msg = match out {
+            Out::Ping => Message::Ping(Bytes::new()),
+            Out::Frame(f) if batch => Message::Text(join_lines(f, frames)),
+            Out::Frame(f) => Message::Text(f),
+        };
+        sink.feed(msg).await?;
+    }
+    sink.flush().await
 }
 
 /// For endpoints that batch (gorilla-hub style): `first` and up to 63 more

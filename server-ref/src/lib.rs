@@ -52,6 +52,8 @@ mod demo;
 mod endpoints;
 mod error;
 pub mod frames;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod history;
 pub mod metrics;
 

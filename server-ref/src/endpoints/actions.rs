@@ -56,6 +56,15 @@ pub(crate) async fn ws(
     )
 }
 
+/// An actions-dialect handler, for the fuzz harness.
+pub(crate) fn handler() -> Box<dyn Handler> {
+    Box::new(Actions {
+        rooms: BTreeSet::new(),
+        sub: None,
+        connected_at: now_ms(),
+    })
+}
+
 /// Delivers each event once even when the connection is in several of its rooms.
 struct RoomSubscriber {
     conn: Arc<ConnShared>,

@@ -73,6 +73,15 @@ fn serve(
     upgrade(ws, state, admitted, opts, handler)
 }
 
+/// A `/ws` (or, with `topics`, `/api/v1/ws/`) handler, for the fuzz harness.
+pub(crate) fn handler(topics: bool) -> Box<dyn Handler> {
+    Box::new(Canonical {
+        topics_dialect: topics,
+        subs: BTreeSet::new(),
+        subscriber: None,
+    })
+}
+
 struct Canonical {
     topics_dialect: bool,
     subs: BTreeSet<String>,
