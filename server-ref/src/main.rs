@@ -25,7 +25,7 @@ async fn serve(config: Config) -> std::process::ExitCode {
                 .unwrap_or_else(|_| "info,hublink_server=info".into()),
         )
         .init();
-    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+    let listener = match listen(config.listen) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("hublink-server: cannot listen on {}: {e}", config.listen);
@@ -39,6 +39,23 @@ async fn serve(config: Config) -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Binds with a deep accept queue. tokio's `TcpListener::bind` asks for 1,024
+/// pending connections; a reconnect storm of 10,000 clients overflows that,
+/// and the overflow waits for SYN retransmits (1 s, 3 s...) and client
+/// backoff. The kernel caps the value at `net.core.somaxconn` (4,096 on
+/// current Linux).
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    const BACKLOG: u32 = 16_384;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }
 
 async fn shutdown_signal() {
