@@ -291,6 +291,9 @@ pub enum Transmit {
     },
 }
 
+/// The longest `retry_after` a server's `reconnect` can impose.
+const MAX_RETRY_AFTER_MS: u64 = 3_600_000;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Transport {
     None,
@@ -394,7 +397,7 @@ impl<V: JsonValue> Connection<V> {
     pub fn liveness_timeout_ms(&self) -> u64 {
         let hb = &self.config.heartbeat;
         hb.timeout_ms.unwrap_or(match self.server_heartbeat_ms {
-            Some(interval) => interval + hb.grace_ms,
+            Some(interval) => interval.saturating_add(hb.grace_ms),
             None => hb.default_timeout_ms,
         })
     }
@@ -433,7 +436,7 @@ impl<V: JsonValue> Connection<V> {
                 if let Some(ping) = self.dialect.encode_ping() {
                     self.transmits.push_back(Transmit::Send(ping));
                     self.ping_sent = true;
-                    let deadline = now + self.config.heartbeat.probe_timeout_ms;
+                    let deadline = now.saturating_add(self.config.heartbeat.probe_timeout_ms);
                     self.probe_deadline =
                         Some(self.probe_deadline.map_or(deadline, |d| d.min(deadline)));
                 }
@@ -542,7 +545,7 @@ impl<V: JsonValue> Connection<V> {
         self.ping_sent = false;
         self.probe_deadline = None;
         self.server_heartbeat_ms = None;
-        self.stable_at = Some(now + self.config.backoff.stable_after_ms);
+        self.stable_at = Some(now.saturating_add(self.config.backoff.stable_after_ms));
         self.set_state(State::Connected, Reason::Opened, None);
         let topics: Vec<String> = self.subs.topics().map(str::to_owned).collect();
         for topic in &topics {
@@ -733,7 +736,7 @@ impl<V: JsonValue> Connection<V> {
     fn start_attempt(&mut self, now: u64) {
         self.retry_at = None;
         self.transport = Transport::Opening {
-            deadline: now + self.config.connect_timeout_ms,
+            deadline: now.saturating_add(self.config.connect_timeout_ms),
         };
         self.transmits.push_back(Transmit::Open);
     }
@@ -784,13 +787,16 @@ impl<V: JsonValue> Connection<V> {
         };
         let delay = match &reason {
             Reason::ServerReconnect { retry_after_ms, .. } => {
+                // Honoured up to an hour: a server (or a bug in one) must not
+                // park its clients for a day.
+                let retry_after_ms = (*retry_after_ms).min(MAX_RETRY_AFTER_MS);
                 let spread = (retry_after_ms / 4).max(1_000);
                 retry_after_ms + self.rng.u64(0..=spread)
             }
             _ => backoff.delay_ms(step, &mut self.rng),
         };
         self.attempt = self.attempt.saturating_add(1);
-        self.retry_at = Some(now + delay);
+        self.retry_at = Some(now.saturating_add(delay));
         self.set_state(State::Reconnecting, reason, Some(delay));
     }
 
@@ -801,13 +807,16 @@ impl<V: JsonValue> Connection<V> {
     }
 
     fn liveness_deadline(&self) -> u64 {
-        let deadline = self.last_inbound + self.liveness_timeout_ms();
+        let deadline = self.last_inbound.saturating_add(self.liveness_timeout_ms());
         self.probe_deadline.map_or(deadline, |p| p.min(deadline))
     }
 
     fn idle_ping_at(&self) -> Option<u64> {
         let has_ping = self.config.heartbeat.idle_ping && !self.ping_sent;
-        has_ping.then(|| self.last_inbound + self.liveness_timeout_ms() / 2)
+        has_ping.then(|| {
+            self.last_inbound
+                .saturating_add(self.liveness_timeout_ms() / 2)
+        })
     }
 
     fn send_subscribe(&mut self, topic: &str) {
@@ -955,13 +964,37 @@ impl<V: JsonValue> Connection<V> {
 
     fn on_message(&mut self, message: Message<V>) {
         if let (Some(next), Some(sub)) = (&message.position, self.subs.get_mut(&message.topic)) {
+            // At most once: not at or before the position the subscription
+            // started from or reached, nor at or before what was delivered
+            // in a remembered epoch.
+            let before_position = sub
+                .position
+                .as_ref()
+                .is_some_and(|p| p.epoch == next.epoch && next.seq <= p.seq);
+            let delivered_before = sub
+                .delivered
+                .iter()
+                .any(|p| p.epoch == next.epoch && next.seq <= p.seq);
+            if before_position || delivered_before {
+                return;
+            }
             sub.delivered_since_sent = true;
-            match &mut sub.position {
-                Some(last) if last.epoch == next.epoch && next.seq <= last.seq => {
-                    return; // already delivered: at most once
+            match sub.delivered.iter().position(|p| p.epoch == next.epoch) {
+                Some(0) => sub.delivered[0].seq = next.seq, // the common case: no allocation
+                Some(i) => {
+                    let mut entry = sub.delivered.remove(i);
+                    entry.seq = next.seq;
+                    sub.delivered.insert(0, entry);
                 }
+                None => {
+                    sub.delivered.insert(0, next.clone());
+                    sub.delivered
+                        .truncate(crate::subscriptions::REMEMBERED_EPOCHS);
+                }
+            }
+            match &mut sub.position {
                 Some(last) if last.epoch == next.epoch && next.seq == last.seq + 1 => {
-                    last.seq = next.seq; // the common case: no allocation
+                    last.seq = next.seq;
                 }
                 Some(last) => {
                     self.events.push_back(Event::Gap {

@@ -147,9 +147,12 @@ fn require_str<V: JsonValue>(
         .ok_or_else(|| shape(dialect, value, &format!("{what} has no string `{key}`")))
 }
 
-/// `seconds` (fractions allowed) as whole milliseconds.
+/// `seconds` (fractions allowed) as whole milliseconds, clamped to a day:
+/// durations come from the wire, and `1e300` must not become `u64::MAX`.
 fn seconds_to_ms(seconds: f64) -> u64 {
-    (seconds.max(0.0) * 1000.0).round() as u64
+    const DAY_SECONDS: f64 = 86_400.0;
+    let seconds = if seconds.is_nan() { 0.0 } else { seconds };
+    (seconds.clamp(0.0, DAY_SECONDS) * 1000.0).round() as u64
 }
 
 /// `{"message", "recoverable", "error_count"}` as the canonical and power

@@ -32,7 +32,14 @@ pub struct Subscription {
     /// Whether a message was delivered since the current subscribe was sent:
     /// then it is at least as new as the position its ack reports.
     pub(crate) delivered_since_sent: bool,
+    /// The highest `seq` delivered in each of the last few epochs, newest
+    /// first: a message from an epoch the stream has left (a node with stale
+    /// history, say) is still delivered at most once.
+    pub(crate) delivered: Vec<Position>,
 }
+
+/// How many epochs per topic [`Subscription::delivered`] remembers.
+pub(crate) const REMEMBERED_EPOCHS: usize = 4;
 
 /// The topics the application subscribed to, in name order.
 /// A sorted `Vec` rather than a `BTreeMap`: applications want a handful of
@@ -89,6 +96,7 @@ impl Subscriptions {
             established_before: false,
             sent_since: false,
             delivered_since_sent: false,
+            delivered: Vec::new(),
         };
         self.entries.insert(i, (topic.to_owned(), sub));
         true

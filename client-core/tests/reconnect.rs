@@ -350,3 +350,28 @@ fn stale_inputs_from_a_discarded_transport_are_ignored() {
     assert!(sim.take_events().is_empty());
     assert_eq!(sim.conn.state(), State::Reconnecting);
 }
+
+#[test]
+fn absurd_durations_from_the_wire_are_clamped_not_overflowed() {
+    // Found by proptest: `retry_after: 1e300` overflowed the retry deadline.
+    let mut sim = Sim::hublink();
+    sim.connect_and_open();
+    sim.recv_json(json!({"type":"connected","heartbeat_interval":1e300}));
+    assert_eq!(sim.conn.liveness_timeout_ms(), 86_400_000 + 10_000);
+    sim.recv_json(json!({"type":"reconnect","reason":"x","retry_after":1e300}));
+    let change = sim.state_changes().pop().unwrap();
+    assert_eq!(
+        change.reason,
+        Reason::ServerReconnect {
+            reason: "x".into(),
+            retry_after_ms: 86_400_000
+        }
+    );
+    let delay = change.retry_in_ms.unwrap();
+    assert!(
+        (3_600_000..=4_500_000).contains(&delay),
+        "honoured up to an hour: {delay}"
+    );
+    sim.recv_json(json!({"type":"reconnect","retry_after":-5}));
+    assert_eq!(sim.fire_next_timeout(), delay);
+}

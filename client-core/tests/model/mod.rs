@@ -37,7 +37,8 @@ pub struct Model {
     socket: Socket,
     now: u64,
     max_queue: usize,
-    delivered: HashMap<String, (String, u64)>,
+    /// The highest seq delivered per (topic, epoch).
+    delivered: HashMap<(String, String), u64>,
     pub steps: usize,
 }
 
@@ -199,7 +200,7 @@ impl Model {
             12 => {
                 let topic = TOPICS[byte(input) as usize % TOPICS.len()];
                 self.conn.unsubscribe(now, topic);
-                self.delivered.remove(topic);
+                self.delivered.retain(|(t, _), _| t != topic);
             }
             13 => {
                 let _ = self.conn.publish(now, "a", &Value::from(1));
@@ -243,18 +244,18 @@ impl Model {
             if let Event::Message(m) = e {
                 if let Some(p) = &m.position {
                     if self.conn.subscriptions().contains(&m.topic) {
-                        if let Some((epoch, seq)) = self.delivered.get(&m.topic) {
+                        let key = (m.topic.clone(), p.epoch.clone());
+                        if let Some(seq) = self.delivered.get(&key) {
                             assert!(
-                                epoch != &p.epoch || p.seq > *seq,
+                                p.seq > *seq,
                                 "{} delivered seq {} after {} in epoch {}",
                                 m.topic,
                                 p.seq,
                                 seq,
-                                epoch
+                                p.epoch
                             );
                         }
-                        self.delivered
-                            .insert(m.topic.clone(), (p.epoch.clone(), p.seq));
+                        self.delivered.insert(key, p.seq);
                     }
                 }
             }
