@@ -188,6 +188,27 @@ fn ack<V: JsonValue>(
     Ok((topic, success, error))
 }
 
+/// `{"type":kind}`: the bodiless control frames.
+fn typed(kind: &str) -> String {
+    JsonWriter::object().str("type", kind).finish()
+}
+
+/// `{"type":kind,"topic":topic}`.
+fn typed_topic(kind: &str, topic: &str) -> String {
+    JsonWriter::object()
+        .str("type", kind)
+        .str("topic", topic)
+        .finish()
+}
+
+/// `{"type":kind,"channels":[channel]}`, the device backend's shape.
+fn typed_channel(kind: &str, channel: &str) -> String {
+    JsonWriter::object()
+        .str("type", kind)
+        .str_array("channels", &[channel])
+        .finish()
+}
+
 /// The canonical protocol, `hublink.v1` (PROTOCOL.md sections 2 and 3).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Hublink;
@@ -218,18 +239,13 @@ impl<V: JsonValue> Dialect<V> for Hublink {
         })
     }
     fn encode_unsubscribe(&self, topic: &str) -> Option<String> {
-        Some(
-            JsonWriter::object()
-                .str("type", "unsubscribe")
-                .str("topic", topic)
-                .finish(),
-        )
+        Some(typed_topic("unsubscribe", topic))
     }
     fn encode_ping(&self) -> Option<String> {
-        Some(JsonWriter::object().str("type", "ping").finish())
+        Some(typed("ping"))
     }
     fn encode_get_topics(&self) -> Option<String> {
-        Some(JsonWriter::object().str("type", "get_topics").finish())
+        Some(typed("get_topics"))
     }
     fn encode_heartbeat_echo(&self, timestamp: Option<&V>) -> Option<String> {
         Some(heartbeat_echo(timestamp))
@@ -362,23 +378,13 @@ impl<V: JsonValue> Dialect<V> for Devices {
         "devices"
     }
     fn encode_subscribe(&self, topic: &str, _: Option<&Position>) -> Option<String> {
-        Some(
-            JsonWriter::object()
-                .str("type", "subscribe")
-                .str_array("channels", &[topic])
-                .finish(),
-        )
+        Some(typed_channel("subscribe", topic))
     }
     fn encode_unsubscribe(&self, topic: &str) -> Option<String> {
-        Some(
-            JsonWriter::object()
-                .str("type", "unsubscribe")
-                .str_array("channels", &[topic])
-                .finish(),
-        )
+        Some(typed_channel("unsubscribe", topic))
     }
     fn encode_ping(&self) -> Option<String> {
-        Some(JsonWriter::object().str("type", "ping").finish())
+        Some(typed("ping"))
     }
     fn decode(&self, value: V, _: &Subscriptions) -> Result<Inbound<V>, DecodeError> {
         let kind = require_str("devices", &value, "type", "message")?;
@@ -408,23 +414,13 @@ impl<V: JsonValue> Dialect<V> for Topics {
         true
     }
     fn encode_subscribe(&self, topic: &str, _: Option<&Position>) -> Option<String> {
-        Some(
-            JsonWriter::object()
-                .str("type", "subscribe")
-                .str("topic", topic)
-                .finish(),
-        )
+        Some(typed_topic("subscribe", topic))
     }
     fn encode_unsubscribe(&self, topic: &str) -> Option<String> {
-        Some(
-            JsonWriter::object()
-                .str("type", "unsubscribe")
-                .str("topic", topic)
-                .finish(),
-        )
+        Some(typed_topic("unsubscribe", topic))
     }
     fn encode_get_topics(&self) -> Option<String> {
-        Some(JsonWriter::object().str("type", "get_topics").finish())
+        Some(typed("get_topics"))
     }
     fn encode_heartbeat_echo(&self, timestamp: Option<&V>) -> Option<String> {
         Some(heartbeat_echo(timestamp))
