@@ -103,8 +103,8 @@ impl Model {
             ),
             1 => format!(
                 r#"{{"type":"subscribe_ack","topic":"{topic}","success":{},"recovered":{},"epoch":"{epoch}","seq":{seq}}}"#,
-                seq % 3 != 0,
-                seq % 2 == 0
+                !seq.is_multiple_of(3),
+                seq.is_multiple_of(2)
             ),
             2 => format!(
                 r#"{{"type":"reconnect","reason":"r","retry_after":{}}}"#,
@@ -162,7 +162,7 @@ impl Model {
             }
             3 => self.conn.handle_binary(now, byte(input) as usize),
             4 => self.conn.handle_control_frame(now),
-            5 | 6 | 7 => {
+            5..=7 => {
                 let info = match op {
                     5 => CloseInfo::Frame {
                         code: [1000, 1006, 1012, 4001, 4003, 4008, 4009][byte(input) as usize % 7],
