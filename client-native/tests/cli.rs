@@ -104,7 +104,13 @@ async fn publish_sends_one_message_and_exits_zero() {
     assert_eq!(code, 0, "{stderr}");
     let v: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(v["event"], "published");
-    let latest = state.broker.history().latest("orders").expect("published");
+    let latest = state
+        .broker
+        .history()
+        .latest("orders")
+        .await
+        .expect("history read")
+        .expect("published");
     assert_eq!(latest.data, serde_json::json!({"id": "A-17"}));
 }
 

@@ -1,7 +1,8 @@
 //! The broker: topics, subscribers and fan-out of published messages.
 //!
 //! [`Broker`] is the seam for scale-out: the in-memory [`MemoryBroker`] is the
-//! default, a Redis implementation can be added behind the same trait.
+//! default, [`RedisBroker`](crate::redis_broker::RedisBroker) shares topics and history
+//! between nodes through Redis behind the same trait.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,7 +13,7 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 use crate::auth::pattern_matches;
-use crate::history::{History, Position, Replay};
+use crate::history::{History, MemoryHistory, Position, Replay};
 use crate::Result;
 
 /// How many rendered shapes a message can have (see [`crate::frames::Shape`]).
@@ -74,6 +75,24 @@ impl Published {
 pub trait Subscriber: Send + Sync {
     /// Hands over one message.
     fn deliver(&self, msg: &Arc<Published>);
+    /// Messages of `topic` were lost on their way to this node (its link to a
+    /// shared broker broke) and the history could not fill the gap. A
+    /// subscriber whose client can recover asks it to reconnect, so that it
+    /// resubscribes with `since` and learns `recovered: false`. Default: nothing.
+    fn missed(&self, _topic: &str) {}
+}
+
+/// The health of the broker's backend, for `/healthz` and `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerStatus {
+    /// `"memory"` or `"redis"`.
+    pub kind: &'static str,
+    /// Whether the backend is reachable (always true in memory).
+    pub up: bool,
+    /// Why it is down, when it is.
+    pub reason: Option<String>,
+    /// Failed backend operations since start.
+    pub errors: u64,
 }
 
 /// What a subscribe found, handed to its `on_ready` callback.
@@ -124,6 +143,15 @@ pub trait Broker: Send + Sync {
     fn subscriptions(&self) -> usize;
     /// The history behind the broker.
     fn history(&self) -> &dyn History;
+    /// The backend's health.
+    fn status(&self) -> BrokerStatus {
+        BrokerStatus {
+            kind: "memory",
+            up: true,
+            reason: None,
+            errors: 0,
+        }
+    }
 }
 
 type Subs = Vec<(u64, Arc<dyn Subscriber>)>;
@@ -137,7 +165,7 @@ pub struct MemoryBroker {
     // topic always meet on the same lock.
     topics: Mutex<HashMap<String, Arc<Mutex<Subs>>>>,
     patterns: RwLock<PatternSubs>,
-    history: Arc<dyn History>,
+    history: Arc<MemoryHistory>,
     active: AtomicUsize,
     subscriptions: AtomicUsize,
 }
@@ -150,7 +178,7 @@ impl std::fmt::Debug for MemoryBroker {
 
 impl MemoryBroker {
     /// A broker over `history`.
-    pub fn new(history: Arc<dyn History>) -> MemoryBroker {
+    pub fn new(history: Arc<MemoryHistory>) -> MemoryBroker {
         MemoryBroker {
             topics: Mutex::new(HashMap::new()),
             patterns: RwLock::new(Vec::new()),
@@ -205,9 +233,9 @@ impl Broker for MemoryBroker {
     ) -> BoxFuture<'a, Result<()>> {
         let entry = self.entry(topic);
         let mut subs = entry.lock().unwrap_or_else(|e| e.into_inner());
-        let position = self.history.position(topic);
-        let replay = since.map(|s| self.history.since(topic, &s));
-        let latest = self.history.latest(topic);
+        let position = self.history.position_now(topic);
+        let replay = since.map(|s| self.history.since_now(topic, &s));
+        let latest = self.history.latest_now(topic);
         on_ready(&Subscribed {
             position,
             replay,

@@ -30,6 +30,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(value * unit))
 }
 
+/// The broker behind every topic (`--broker`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BrokerKind {
+    /// In-process: topics and history live in this node only.
+    Memory,
+    /// Redis: topics and history shared by every node on the same Redis and prefix.
+    Redis,
+}
+
 /// Server configuration. Every flag can also be set with the environment
 /// variable named in its help (`HUBLINK_*`). Durations accept `250ms`, `30s`,
 /// `5m` or a bare number of seconds.
@@ -134,6 +143,28 @@ pub struct Config {
     /// Age after which messages leave the replay window.
     #[arg(long, env = "HUBLINK_HISTORY_AGE", default_value = "300s", value_parser = parse_duration)]
     pub history_age: Duration,
+
+    /// Where topics and history live: `memory` (this process only) or `redis`
+    /// (shared by every node started with the same --redis-url and --redis-prefix).
+    #[arg(long, env = "HUBLINK_BROKER", value_enum, default_value_t = BrokerKind::Memory)]
+    pub broker: BrokerKind,
+
+    /// Redis to use with `--broker redis` (`redis://[:password@]host:port[/db]`).
+    #[arg(
+        long,
+        env = "HUBLINK_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
+    )]
+    pub redis_url: String,
+
+    /// Prefix of every Redis key and channel, so that several clusters can share a Redis.
+    #[arg(long, env = "HUBLINK_REDIS_PREFIX", default_value = "hublink")]
+    pub redis_prefix: String,
+
+    /// This node's name in logs. Default: a random one.
+    #[arg(long, env = "HUBLINK_NODE_ID")]
+    pub node_id: Option<String>,
 
     /// tungstenite read buffer per connection, bytes. Client frames are small
     /// (subscribe, heartbeat echo), and a larger one is read in several parts, so

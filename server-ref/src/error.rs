@@ -24,6 +24,9 @@ pub enum Error {
     /// The broker could not accept a publication.
     #[error("publish failed: {0}")]
     PublishFailed(String),
+    /// The broker's backend (Redis) cannot be reached; nothing was done.
+    #[error("broker unavailable: {0}")]
+    BrokerUnavailable(String),
     /// A configuration value that cannot be used.
     #[error("configuration: {0}")]
     Config(String),

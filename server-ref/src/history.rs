@@ -1,14 +1,25 @@
 //! Per-topic history: epochs, sequence numbers and the bounded replay window.
+//!
+//! [`History`] is the read side every broker offers (positions, replay, the
+//! latest value), asynchronous because the Redis history answers over the
+//! network. Appending is not part of it: a message must get its `seq` atomically
+//! with its delivery, so it is the broker's job. [`MemoryBroker`] appends through
+//! [`MemoryHistory::append`] under the topic's lock; the Redis broker appends,
+//! assigns the `seq` and announces the message in one Lua script
+//! ([`crate::redis_broker`]).
+//!
+//! [`MemoryBroker`]: crate::broker::MemoryBroker
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 use crate::broker::Published;
-use crate::now_ms;
+use crate::{now_ms, Result};
 
 /// A position in a topic's stream: the `seq` of the last message in `epoch`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,25 +39,20 @@ pub enum Replay {
     Lost,
 }
 
-/// Storage of the recent messages of every topic. Calls for one topic are
-/// serialised by the broker (it holds the topic's lock), so `append` and `since`
-/// see a consistent stream.
+/// The read side of the recent messages of every topic. A subscribe that needs
+/// its replay atomic with live delivery goes through
+/// [`Broker::subscribe`](crate::broker::Broker::subscribe), not through these.
 pub trait History: Send + Sync {
-    /// Assigns the next `seq` in the topic's current epoch and stores the message.
-    fn append(&self, topic: &str, data: Value, event_id: Option<u64>) -> Arc<Published>;
     /// The topic's current position (creating its epoch if the topic is new).
-    fn position(&self, topic: &str) -> Position;
+    fn position<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Position>>;
     /// The messages after `since`, or [`Replay::Lost`].
-    fn since(&self, topic: &str, since: &Position) -> Replay;
+    fn since<'a>(&'a self, topic: &'a str, since: &'a Position) -> BoxFuture<'a, Result<Replay>>;
     /// The latest message still in the window.
-    fn latest(&self, topic: &str) -> Option<Arc<Published>>;
-    /// Messages currently held over all topics.
-    fn len(&self) -> usize;
-    /// Whether no message is held.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// Drops messages older than the age bound.
+    fn latest<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Option<Arc<Published>>>>;
+    /// Messages held over all topics, when this node knows it (`None` for a
+    /// shared store such as Redis, where it is a cluster-wide figure).
+    fn held(&self) -> Option<usize>;
+    /// Drops messages older than the age bound (a no-op where the store trims itself).
     fn prune(&self);
 }
 
@@ -115,8 +121,10 @@ impl MemoryHistory {
     }
 }
 
-impl History for MemoryHistory {
-    fn append(&self, topic: &str, data: Value, event_id: Option<u64>) -> Arc<Published> {
+impl MemoryHistory {
+    /// Assigns the next `seq` in the topic's current epoch and stores the
+    /// message. The caller serialises calls for one topic with its delivery.
+    pub fn append(&self, topic: &str, data: Value, event_id: Option<u64>) -> Arc<Published> {
         let now = now_ms();
         self.with_log(topic, |log| {
             log.last_seq += 1;
@@ -137,14 +145,16 @@ impl History for MemoryHistory {
         })
     }
 
-    fn position(&self, topic: &str) -> Position {
+    /// The topic's current position (creating its epoch if the topic is new).
+    pub fn position_now(&self, topic: &str) -> Position {
         self.with_log(topic, |log| Position {
             epoch: log.epoch.clone(),
             seq: log.last_seq,
         })
     }
 
-    fn since(&self, topic: &str, since: &Position) -> Replay {
+    /// The messages after `since`, or [`Replay::Lost`].
+    pub fn since_now(&self, topic: &str, since: &Position) -> Replay {
         let now = now_ms();
         self.with_log(topic, |log| {
             self.prune_log(log, now);
@@ -165,21 +175,49 @@ impl History for MemoryHistory {
         })
     }
 
-    fn latest(&self, topic: &str) -> Option<Arc<Published>> {
+    /// The latest message still in the window.
+    pub fn latest_now(&self, topic: &str) -> Option<Arc<Published>> {
         let logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
         logs.get(topic).and_then(|l| l.window.back().cloned())
     }
 
-    fn len(&self) -> usize {
+    /// Messages held over all topics.
+    pub fn held_now(&self) -> usize {
         self.total.load(Ordering::Relaxed)
     }
 
-    fn prune(&self) {
+    /// Drops messages older than the age bound.
+    pub fn prune_now(&self) {
         let now = now_ms();
         let mut logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
         for log in logs.values_mut() {
             self.prune_log(log, now);
         }
+    }
+}
+
+impl History for MemoryHistory {
+    fn position<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Position>> {
+        let p = self.position_now(topic);
+        Box::pin(async move { Ok(p) })
+    }
+
+    fn since<'a>(&'a self, topic: &'a str, since: &'a Position) -> BoxFuture<'a, Result<Replay>> {
+        let r = self.since_now(topic, since);
+        Box::pin(async move { Ok(r) })
+    }
+
+    fn latest<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Option<Arc<Published>>>> {
+        let l = self.latest_now(topic);
+        Box::pin(async move { Ok(l) })
+    }
+
+    fn held(&self) -> Option<usize> {
+        Some(self.held_now())
+    }
+
+    fn prune(&self) {
+        self.prune_now()
     }
 }
 
@@ -191,29 +229,29 @@ mod tests {
     #[test]
     fn replay_window() {
         let h = MemoryHistory::new(3, Duration::from_secs(60));
-        let p0 = h.position("t");
+        let p0 = h.position_now("t");
         assert_eq!(p0.seq, 0);
         for i in 0..5 {
             h.append("t", json!(i), None);
         }
-        assert_eq!(h.len(), 3);
+        assert_eq!(h.held_now(), 3);
         let pos = |seq| Position {
             epoch: p0.epoch.clone(),
             seq,
         };
-        match h.since("t", &pos(2)) {
+        match h.since_now("t", &pos(2)) {
             Replay::Recovered(v) => {
                 assert_eq!(v.iter().map(|m| m.seq).collect::<Vec<_>>(), [3, 4, 5])
             }
             Replay::Lost => panic!("should recover"),
         }
-        assert!(matches!(h.since("t", &pos(1)), Replay::Lost));
-        assert!(matches!(h.since("t", &pos(5)), Replay::Recovered(v) if v.is_empty()));
-        assert!(matches!(h.since("t", &pos(6)), Replay::Lost));
+        assert!(matches!(h.since_now("t", &pos(1)), Replay::Lost));
+        assert!(matches!(h.since_now("t", &pos(5)), Replay::Recovered(v) if v.is_empty()));
+        assert!(matches!(h.since_now("t", &pos(6)), Replay::Lost));
         let other = Position {
             epoch: "zzzz".into(),
             seq: 4,
         };
-        assert!(matches!(h.since("t", &other), Replay::Lost));
+        assert!(matches!(h.since_now("t", &other), Replay::Lost));
     }
 }

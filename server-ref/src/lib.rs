@@ -9,8 +9,9 @@
 //! - [`history`]: the [`History`](history::History) trait (epochs, `seq`, the bounded
 //!   replay window) and its in-memory implementation.
 //! - [`broker`]: the [`Broker`](broker::Broker) trait (publish, subscribe with atomic
-//!   replay, pattern subscriptions) and [`MemoryBroker`](broker::MemoryBroker). Scale-out
-//!   adds another implementation behind the same trait.
+//!   replay, pattern subscriptions) and [`MemoryBroker`](broker::MemoryBroker), the default.
+//! - [`redis_broker`]: scale-out, `--broker redis`: several nodes share topics and
+//!   history through Redis (a Lua script per publish, one pub/sub connection per node).
 //! - [`frames`]: how a published message looks on each endpoint; each shape is
 //!   serialised once per message and shared by all its subscribers.
 //! - `conn`: what every WebSocket endpoint shares: admission (origin, connection
@@ -56,6 +57,7 @@ pub mod frames;
 pub mod fuzzing;
 pub mod history;
 pub mod metrics;
+pub mod redis_broker;
 
 pub use config::Config;
 pub use conn::close;
@@ -63,6 +65,7 @@ pub use error::{Error, Result};
 
 use auth::{Claims, Verifier};
 use broker::{Broker, MemoryBroker, Published};
+use config::BrokerKind;
 use history::MemoryHistory;
 use metrics::Metrics;
 
@@ -117,8 +120,9 @@ fn random_key(len: usize) -> String {
 }
 
 impl AppState {
-    /// State for `config` with the in-memory broker. The returned sender starts a
-    /// graceful shutdown when it sends `true` (or is dropped).
+    /// State for `config` with the broker it names (`--broker`; the Redis one must
+    /// be created within a tokio runtime). The returned sender starts a graceful
+    /// shutdown when it sends `true` (or is dropped).
     pub fn new(
         mut config: Config,
     ) -> Result<(Arc<AppState>, watch::Sender<bool>, DemoCredentials)> {
@@ -155,8 +159,27 @@ impl AppState {
                 creds.token = Some(auth::sign(s, &claims)?);
             }
         }
-        let history = Arc::new(MemoryHistory::new(config.history_size, config.history_age));
-        let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new(history));
+        let broker: Arc<dyn Broker> = match config.broker {
+            BrokerKind::Memory => Arc::new(MemoryBroker::new(Arc::new(MemoryHistory::new(
+                config.history_size,
+                config.history_age,
+            )))),
+            BrokerKind::Redis => {
+                let node_id = config
+                    .node_id
+                    .clone()
+                    .unwrap_or_else(|| format!("node-{}", random_key(6).to_lowercase()));
+                Arc::new(redis_broker::RedisBroker::new(
+                    redis_broker::RedisOptions {
+                        url: config.redis_url.clone(),
+                        prefix: config.redis_prefix.clone(),
+                        node_id,
+                        history_size: config.history_size,
+                        history_age: config.history_age,
+                    },
+                )?)
+            }
+        };
         let (tx, rx) = watch::channel(false);
         let state = AppState {
             verifier: secret.as_deref().map(Verifier::new),
@@ -243,8 +266,9 @@ impl AppState {
         event_id: Option<u64>,
     ) -> Result<Arc<Published>> {
         let r = self.broker.publish(topic, data, event_id).await;
-        if r.is_ok() {
-            Metrics::inc(&self.metrics.published);
+        match &r {
+            Ok(_) => Metrics::inc(&self.metrics.published),
+            Err(_) => Metrics::inc(&self.metrics.publish_failures),
         }
         r
     }
@@ -303,13 +327,29 @@ pub fn app(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// `GET /healthz`: 200 when the node can serve; 503 with a `reason` when its
+/// broker's backend (Redis) is unreachable, while its connections stay open.
 async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    Json(json!({
-        "status": if *state.shutdown.borrow() { "shutting_down" } else { "ok" },
+    let broker = state.broker.status();
+    let mut body = json!({
+        "status": if *state.shutdown.borrow() { "shutting_down" } else if broker.up { "ok" } else { "degraded" },
         "connections": state.live_connections(),
         "active_streams": state.broker.active_streams(),
         "uptime_s": state.started.elapsed().as_secs(),
-    }))
+        "broker": broker.kind,
+    });
+    if broker.kind != "memory" {
+        body["broker_up"] = json!(broker.up);
+    }
+    if let Some(reason) = broker.reason {
+        body["reason"] = json!(reason);
+    }
+    let code = if broker.up {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body))
 }
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> impl IntoResponse {

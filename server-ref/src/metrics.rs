@@ -83,6 +83,8 @@ pub struct Metrics {
     pub published: AtomicU64,
     /// Heartbeat echoes received.
     pub heartbeat_echoes: AtomicU64,
+    /// Publications the broker refused (Redis unreachable): nothing was published.
+    pub publish_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -185,6 +187,19 @@ impl Metrics {
             "Heartbeat echoes received.",
             g(&self.heartbeat_echoes),
         );
+        counter(
+            "hublink_publish_failures_total",
+            "Publications the broker refused; nothing was published.",
+            g(&self.publish_failures),
+        );
+        let status = broker.status();
+        if status.kind == "redis" {
+            counter(
+                "hublink_redis_errors_total",
+                "Failed Redis operations on this node.",
+                status.errors,
+            );
+        }
         let mut gauge = |name: &str, help: &str, v: usize| {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         };
@@ -198,11 +213,20 @@ impl Metrics {
             "Topics with at least one subscriber.",
             broker.active_streams(),
         );
-        gauge(
-            "hublink_history_messages",
-            "Messages held in the replay window.",
-            broker.history().len(),
-        );
+        if let Some(held) = broker.history().held() {
+            gauge(
+                "hublink_history_messages",
+                "Messages held in the replay window.",
+                held,
+            );
+        }
+        if status.kind == "redis" {
+            gauge(
+                "hublink_redis_up",
+                "1 when this node's Redis connection works.",
+                usize::from(status.up),
+            );
+        }
         s
     }
 }

@@ -137,7 +137,14 @@ async fn restart_that_lost_the_history_reports_lost_and_carries_on() {
         server.publish("orders", json!({ "n": n })).await;
     }
     expect_seqs(&mut sub, 1..=3).await;
-    let old_epoch = server.state().broker.history().position("orders").epoch;
+    let old_epoch = server
+        .state()
+        .broker
+        .history()
+        .position("orders")
+        .await
+        .expect("position")
+        .epoch;
 
     server.stop().await;
     server.start_fresh().await;

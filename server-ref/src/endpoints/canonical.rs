@@ -12,9 +12,9 @@ use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 
 use crate::auth::validate_topic;
-use crate::broker::Subscribed;
+use crate::broker::{Published, Subscribed, Subscriber};
 use crate::conn::{
-    admit, message_type, parse_batch, short, upgrade, Ctx, DriveOptions, Handler, ShapeSubscriber,
+    admit, close, message_type, parse_batch, short, upgrade, ConnShared, Ctx, DriveOptions, Handler,
 };
 use crate::frames::{frame, Shape};
 use crate::history::{Position, Replay};
@@ -85,7 +85,33 @@ pub(crate) fn handler(topics: bool) -> Box<dyn Handler> {
 struct Canonical {
     topics_dialect: bool,
     subs: BTreeSet<String>,
-    subscriber: Option<Arc<ShapeSubscriber>>,
+    subscriber: Option<Arc<StreamSubscriber>>,
+}
+
+/// Queues one shape of every message; when the broker lost messages it cannot
+/// replay (a Redis outage), asks a `/ws` client to reconnect, so that it
+/// resubscribes with `since` and hears `recovered: false`.
+struct StreamSubscriber {
+    conn: Arc<ConnShared>,
+    shape: Shape,
+}
+
+impl Subscriber for StreamSubscriber {
+    fn deliver(&self, msg: &Arc<Published>) {
+        self.conn.send(msg.frame(self.shape));
+    }
+
+    fn missed(&self, topic: &str) {
+        if self.shape == Shape::Canonical {
+            let f = frame(&json!({
+                "type": "reconnect",
+                "reason": format!("messages of {topic:?} were lost on this node: resubscribe with since"),
+                "retry_after": 0,
+            }));
+            self.conn
+                .close(close::RESTART, "stream interrupted", Some(f));
+        }
+    }
 }
 
 fn client_id() -> String {
@@ -114,7 +140,7 @@ impl Handler for Canonical {
             } else {
                 Shape::Canonical
             };
-            self.subscriber = Some(Arc::new(ShapeSubscriber {
+            self.subscriber = Some(Arc::new(StreamSubscriber {
                 conn: ctx.conn.clone(),
                 shape,
             }));
