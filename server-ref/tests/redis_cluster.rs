@@ -413,7 +413,7 @@ async fn a_redis_restart_keeps_connections_reports_it_and_recovers() {
     assert_eq!(m["epoch"], ack["epoch"]);
 }
 
-/// Figures for README-redis.md, not a check: `cargo test --release -p
+/// Figures for the README's Redis section, not a check: `cargo test --release -p
 /// hublink-server --test redis_cluster -- --ignored --nocapture measure`.
 /// Publishes through node A from 8 tasks for 2 s while 50 `/ws` clients on
 /// each of nodes A and B read everything.
