@@ -1,11 +1,14 @@
 //! Shared harness of the cross-crate tests: an in-process hublink-server that
 //! can be restarted on the same port ([`TestServer`]), a TCP proxy that injects
-//! faults between client and server ([`FaultProxy`]), and helpers that await
+//! faults between client and server ([`FaultProxy`]), a load balancer in front
+//! of several nodes ([`Balancer`]), and helpers that await
 //! client events with a deadline instead of sleeping.
 
+mod balancer;
 mod proxy;
 mod server;
 
+pub use balancer::Balancer;
 pub use proxy::{FaultProxy, Mode};
 pub use server::{TestServer, SECRET};
 
