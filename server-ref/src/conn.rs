@@ -300,6 +300,23 @@ pub(crate) struct DriveOptions {
     pub(crate) iso_errors: bool,
 }
 
+impl DriveOptions {
+    /// The common case: JSON frames one by one, WebSocket pings every
+    /// heartbeat interval, no application heartbeats, `reconnect` on
+    /// shutdown, `error` frames without the power backend's ISO 8601
+    /// `timestamp`. Endpoints override what differs.
+    pub(crate) fn new(endpoint: Endpoint, config: &crate::Config) -> DriveOptions {
+        DriveOptions {
+            endpoint,
+            batch: false,
+            ping_interval: config.heartbeat_interval,
+            heartbeat: false,
+            reconnect_on_shutdown: true,
+            iso_errors: false,
+        }
+    }
+}
+
 /// Holds one slot of `--max-connections` until dropped.
 pub(crate) struct ConnPermit {
     state: Arc<AppState>,

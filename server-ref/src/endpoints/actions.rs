@@ -35,14 +35,7 @@ pub(crate) async fn ws(
         Ok(a) => a,
         Err(r) => return *r,
     };
-    let opts = DriveOptions {
-        endpoint: Endpoint::Actions,
-        batch: false,
-        ping_interval: state.config.heartbeat_interval,
-        heartbeat: false,
-        reconnect_on_shutdown: true,
-        iso_errors: false,
-    };
+    let opts = DriveOptions::new(Endpoint::Actions, &state.config);
     upgrade(
         ws,
         state,

@@ -58,12 +58,8 @@ fn serve(
         Err(r) => return *r,
     };
     let opts = DriveOptions {
-        endpoint,
-        batch: false,
-        ping_interval: state.config.heartbeat_interval,
         heartbeat: true,
-        reconnect_on_shutdown: true,
-        iso_errors: false,
+        ..DriveOptions::new(endpoint, &state.config)
     };
     let handler = Canonical {
         topics_dialect: topics,

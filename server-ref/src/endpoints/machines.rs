@@ -72,13 +72,13 @@ fn serve(
         Metrics::inc(&state.metrics.rejected_forbidden);
         return (StatusCode::FORBIDDEN, format!("{e}\n")).into_response();
     }
+    // The Go hub: `\n`-joined batches, its own ping period, no JSON
+    // protocol to send `reconnect` on.
     let opts = DriveOptions {
-        endpoint: Endpoint::Machines,
         batch: true,
         ping_interval: state.config.machines_ping_interval,
-        heartbeat: false,
         reconnect_on_shutdown: false,
-        iso_errors: false,
+        ..DriveOptions::new(Endpoint::Machines, &state.config)
     };
     upgrade(
         ws,

@@ -104,12 +104,9 @@ pub(crate) async fn health(
 
 fn options(state: &AppState, endpoint: Endpoint) -> DriveOptions {
     DriveOptions {
-        endpoint,
-        batch: false,
-        ping_interval: state.config.heartbeat_interval,
         heartbeat: true,
-        reconnect_on_shutdown: true,
         iso_errors: true,
+        ..DriveOptions::new(endpoint, &state.config)
     }
 }
 
