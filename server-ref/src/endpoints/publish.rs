@@ -116,23 +116,31 @@ async fn publish_items(state: &AppState, items: Vec<Item>) -> Result<Vec<Value>,
     Ok(out)
 }
 
+/// The publish key checked, then the body parsed as JSON; or the answer that
+/// says which of the two failed.
+fn authorized_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &str,
+) -> Result<Value, Box<Response>> {
+    check_key(state, headers)?;
+    serde_json::from_str(body).map_err(|e| {
+        Box::new(reply(
+            StatusCode::BAD_REQUEST,
+            json!({"error": format!("body is not JSON: {e}")}),
+        ))
+    })
+}
+
 /// `POST /api/publish`.
 pub(crate) async fn publish(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    if let Err(r) = check_key(&state, &headers) {
-        return *r;
-    }
-    let v: Value = match serde_json::from_str(&body) {
+    let v = match authorized_body(&state, &headers, &body) {
         Ok(v) => v,
-        Err(e) => {
-            return reply(
-                StatusCode::BAD_REQUEST,
-                json!({"error": format!("body is not JSON: {e}")}),
-            )
-        }
+        Err(r) => return *r,
     };
     let item = match parse_item(&state, &v) {
         Ok(i) => i,
@@ -150,17 +158,9 @@ pub(crate) async fn batch(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    if let Err(r) = check_key(&state, &headers) {
-        return *r;
-    }
-    let v: Value = match serde_json::from_str(&body) {
+    let v = match authorized_body(&state, &headers, &body) {
         Ok(v) => v,
-        Err(e) => {
-            return reply(
-                StatusCode::BAD_REQUEST,
-                json!({"error": format!("body is not JSON: {e}")}),
-            )
-        }
+        Err(r) => return *r,
     };
     let list = match &v {
         Value::Array(a) => a,
