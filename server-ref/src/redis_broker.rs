@@ -807,6 +807,7 @@ impl Inner {
 
     /// The pub/sub connection is gone: every topic will have to catch up.
     fn connection_lost(&self, reason: String) {
+        self.history.errors.fetch_add(1, Ordering::Relaxed);
         self.set_down(reason);
         let topics = lock(&self.topics);
         for entry in topics.values() {
@@ -1075,7 +1076,9 @@ async fn serve(
                 None => return None,
             },
             _ = ping.tick() => {
-                if let Err(e) = bounded("PING", sink.ping::<String>()).await {
+                // Any answer will do: a connection with subscriptions answers
+                // `["pong", ""]` (RESP2 pub/sub mode), one without `PONG`.
+                if let Err(e) = bounded("PING", sink.ping::<RValue>()).await {
                     return Some(e);
                 }
             }

@@ -328,6 +328,38 @@ async fn a_pattern_subscription_hears_every_node() {
     m.expect_silence(0.2).await;
 }
 
+/// The node pings its pub/sub connection every second. With channels
+/// subscribed Redis answers `["pong", ""]`, which once failed to parse and
+/// dropped the link every second: subscribes then failed in the gaps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pubsub_link_stays_up_while_topics_are_subscribed() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    // No heartbeat echo from this test's client while it waits.
+    let quiet = |c: &mut Config| c.stale_timeout = None;
+    let a = node_with(&redis, quiet).await;
+    let b = node_with(&redis, quiet).await;
+    let (mut ca, _) = subscribed(&a, "quiet", None).await;
+    // Three pings' worth of a quiet subscription.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    for s in [&a, &b] {
+        let status = s.state.broker.status();
+        assert!(status.up, "{status:?}");
+        assert_eq!(
+            status.errors, 0,
+            "link losses or failed operations: {status:?}"
+        );
+    }
+    assert_eq!(
+        metric(&a.metrics().await, "hublink_redis_errors_total"),
+        0.0
+    );
+    b.publish("quiet", json!("still here")).await;
+    let data = expect_seqs(&mut ca, 1..=1).await;
+    assert_eq!(data, vec![json!("still here")]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_keeps_connections_reports_it_and_recovers() {
     let Some(mut redis) = RedisServer::start() else {
