@@ -38,6 +38,9 @@ pub mod close {
     pub const TOO_BIG: u16 = 1009;
     /// Service restart.
     pub const RESTART: u16 = 1012;
+    /// Try again later: this node cannot serve the stream now (its broker is
+    /// unreachable), so the client comes back with backoff, perhaps elsewhere.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
     /// Heartbeat timeout.
     pub const STALE: u16 = 4008;
     /// Slow consumer.
@@ -242,6 +245,22 @@ impl Ctx {
         }
         let f = self.error_frame(code, message, true);
         self.conn.send(f);
+    }
+
+    /// A subscription this node cannot take because its broker is unreachable:
+    /// sends a non-recoverable `error` naming the cause (unless `told`, when
+    /// the endpoint already answered the subscribe), then closes with 1013.
+    /// Keeping the connection would leave the stream silently dead until some
+    /// other fault made the client reconnect; after the close it resubscribes
+    /// with backoff, on this node when the broker is back or on another one.
+    pub(crate) fn broker_unavailable(&mut self, e: &crate::Error, told: bool) {
+        Metrics::inc(&self.state.metrics.errors_sent);
+        let last = (!told).then(|| self.error_frame("broker_unavailable", &e.to_string(), false));
+        self.conn.close(
+            close::TRY_AGAIN_LATER,
+            "broker unavailable: try again later",
+            last,
+        );
     }
 
     /// Sends a non-recoverable `error`, then closes with `code`.

@@ -42,9 +42,13 @@
 //!
 //! # Redis outages
 //!
-//! The node keeps every WebSocket open. It reports `redis_up 0` (and 503 on
-//! `/healthz`), fails publishes at once with `publish_failed` and subscribes
-//! with an error, and reconnects with a backoff of 100 ms doubling to 2 s. Back
+//! The node keeps the WebSockets it serves open. It reports `redis_up 0` (and
+//! 503 on `/healthz`), fails publishes at once with `publish_failed`, and
+//! reconnects with a backoff of 100 ms doubling to 2 s. A subscribe waits up to
+//! [`SUBSCRIBE_WAIT`] for the link, then fails; the endpoint then closes that
+//! connection with 1013, since a subscription this node cannot take would
+//! otherwise stay silently dead: the client comes back with backoff and
+//! subscribes again (here once Redis is back, or on another node). Back
 //! on line, it subscribes its topics again and, per topic, compares the last
 //! `seq` it delivered with Redis: messages it missed are filled from the
 //! stream; when the stream cannot vouch for them (trimmed, or a new epoch
@@ -72,6 +76,10 @@ use crate::{now_ms, Error, Result};
 
 /// Longest wait for one Redis operation before it counts as failed.
 const OP_TIMEOUT: Duration = Duration::from_millis(1500);
+/// How long a subscribe waits for the pub/sub link when it is down: long
+/// enough for a (re)connect on a healthy network, short enough not to hold up
+/// the connection (its heartbeats wait meanwhile) when Redis is really gone.
+const SUBSCRIBE_WAIT: Duration = Duration::from_millis(500);
 /// A topic's epoch and `seq` are forgotten after this long without a publication.
 const META_TTL_MS: u64 = 24 * 3600 * 1000;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -1113,7 +1121,9 @@ impl Broker for RedisBroker {
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let inner = &*self.inner;
-            if !inner.up.load(Ordering::Acquire) {
+            // A node that just started, or whose link is being re-established,
+            // is usually up within milliseconds: wait a little before refusing.
+            if !self.wait_up(SUBSCRIBE_WAIT).await {
                 return Err(Error::BrokerUnavailable(inner.unreachable()));
             }
             inner.register_pending(topic, id, subscriber);

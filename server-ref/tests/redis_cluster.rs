@@ -445,6 +445,55 @@ async fn a_redis_restart_keeps_connections_reports_it_and_recovers() {
     assert_eq!(m["epoch"], ack["epoch"]);
 }
 
+/// During an outage a subscribe cannot be served: it is refused by name and
+/// the connection sent away with 1013 (a kept connection would hold a dead
+/// stream until some other fault). Once Redis is back, the same subscribe works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscribe_during_an_outage_is_refused_and_the_client_sent_away() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let a = node(&redis).await;
+    let b = node(&redis).await;
+    redis.kill();
+    wait_for(|| !a.state.broker.status().up, "node a to notice").await;
+    wait_for(|| !b.state.broker.status().up, "node b to notice").await;
+
+    let mut late = a.client("/ws").await;
+    late.next_json().await;
+    late.send_json(json!({"type":"subscribe","topic":"orders"}))
+        .await;
+    let closed = late.expect_close_within(5.0).await;
+    assert_eq!(closed.code, 1013, "{closed:?}");
+    let nack = closed
+        .before
+        .iter()
+        .find(|m| m["type"] == "subscribe_ack")
+        .unwrap_or_else(|| panic!("no subscribe_ack: {closed:?}"));
+    assert_eq!(nack["success"], false, "{nack}");
+    assert_eq!(nack["code"], "subscribe_failed", "{nack}");
+    assert!(nack["error"].as_str().unwrap().contains("Redis"), "{nack}");
+    // So is a seed connection that subscribes to one topic when it opens.
+    let mut machines = b.client("/ws/machines/CNC-001").await;
+    let closed = machines.expect_close_within(5.0).await;
+    assert_eq!(closed.code, 1013, "{closed:?}");
+    assert!(
+        closed
+            .before
+            .iter()
+            .any(|m| m["code"] == "broker_unavailable"
+                && m["message"].as_str().unwrap().contains("Redis")),
+        "{closed:?}"
+    );
+
+    redis.restart();
+    wait_for(|| a.state.broker.status().up, "node a to reconnect").await;
+    let (mut c, _) = subscribed(&a, "orders", None).await;
+    b.publish("orders", json!("back")).await;
+    let m = c.next_non_heartbeat().await;
+    assert_eq!(m["data"], "back", "{m}");
+}
+
 /// Figures for the README's Redis section, not a check: `cargo test --release -p
 /// hublink-server --test redis_cluster -- --ignored --nocapture measure`.
 /// Publishes through node A from 8 tasks for 2 s while 50 `/ws` clients on

@@ -86,25 +86,34 @@ struct Actions {
     connected_at: u64,
 }
 
+/// Why a room could not be joined.
+enum JoinError {
+    /// Refused for this client (bad name, not allowed, limit): the message.
+    Refused(String),
+    /// The broker is unreachable: the connection is sent away (1013).
+    Unavailable(crate::Error),
+}
+
 impl Actions {
-    async fn join(&mut self, ctx: &mut Ctx, room: &str) -> Result<(), String> {
+    async fn join(&mut self, ctx: &mut Ctx, room: &str) -> Result<(), JoinError> {
         let topic = format!("room:{room}");
-        validate_topic(&topic, ctx.state.config.max_topic_len).map_err(|e| e.to_string())?;
+        let refused = |e: crate::Error| JoinError::Refused(e.to_string());
+        validate_topic(&topic, ctx.state.config.max_topic_len).map_err(refused)?;
         ctx.state
             .may_subscribe(ctx.claims.as_ref(), &topic)
-            .map_err(|e| e.to_string())?;
+            .map_err(refused)?;
         if !self.rooms.contains(room) && self.rooms.len() >= ctx.state.config.max_subscriptions {
-            return Err(format!(
+            return Err(JoinError::Refused(format!(
                 "cannot join room {room:?}: limit of {} rooms reached",
                 ctx.state.config.max_subscriptions
-            ));
+            )));
         }
         let sub = self.sub.clone().expect("set in on_open");
         let broker = ctx.state.broker.clone();
         broker
             .subscribe(&topic, ctx.conn.id, sub, None, Box::new(|_| {}))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(JoinError::Unavailable)?;
         self.rooms.insert(room.to_string());
         Ok(())
     }
@@ -167,7 +176,12 @@ impl Actions {
                 };
                 match self.join(ctx, &room).await {
                     Ok(()) => ctx.send_json(&json!({"action": action, "success": true, key: id})),
-                    Err(e) => {
+                    Err(JoinError::Unavailable(e)) => {
+                        let reply = json!({"action": action, "success": false, key: id, "error": e.to_string()});
+                        ctx.send_json(&reply);
+                        ctx.broker_unavailable(&e, false);
+                    }
+                    Err(JoinError::Refused(e)) => {
                         let code = if e.starts_with("forbidden") {
                             "forbidden"
                         } else {
@@ -221,8 +235,12 @@ impl Handler for Actions {
                 auto.push(format!("user:{u}"));
             }
             for room in auto {
-                if let Err(e) = self.join(ctx, &room).await {
-                    tracing::debug!(conn = ctx.conn.id, "auto-join of {room:?} failed: {e}");
+                match self.join(ctx, &room).await {
+                    Ok(()) => {}
+                    Err(JoinError::Refused(e)) => {
+                        tracing::debug!(conn = ctx.conn.id, "auto-join of {room:?} failed: {e}");
+                    }
+                    Err(JoinError::Unavailable(e)) => return ctx.broker_unavailable(&e, false),
                 }
             }
         })

@@ -19,7 +19,7 @@ use crate::conn::{
 use crate::frames::{frame, Shape};
 use crate::history::{Position, Replay};
 use crate::metrics::{Endpoint, Metrics};
-use crate::{now_ms, AppState};
+use crate::{now_ms, AppState, Error};
 
 /// `GET /ws`.
 pub(crate) async fn ws(
@@ -305,7 +305,12 @@ impl Canonical {
                     Ok(()) => {
                         self.subs.insert(topic.to_string());
                     }
-                    Err(e) => self.nack(ctx, topic, "subscribe_failed", &e.to_string()),
+                    Err(e) => {
+                        self.nack(ctx, topic, "subscribe_failed", &e.to_string());
+                        if matches!(e, Error::BrokerUnavailable(_)) {
+                            ctx.broker_unavailable(&e, true);
+                        }
+                    }
                 }
             }
             "unsubscribe" => {

@@ -170,12 +170,14 @@ impl Handler for Devices {
                             });
                             let sub = self.sub.clone().expect("set in on_open");
                             let broker = ctx.state.broker.clone();
-                            if broker
+                            match broker
                                 .subscribe(&topic, ctx.conn.id, sub, None, on_ready)
                                 .await
-                                .is_ok()
                             {
-                                self.channels.insert(ch.to_string());
+                                Ok(()) => {
+                                    self.channels.insert(ch.to_string());
+                                }
+                                Err(e) => return ctx.broker_unavailable(&e, false),
                             }
                         }
                     }

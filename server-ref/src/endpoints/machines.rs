@@ -110,9 +110,12 @@ impl Handler for Machines {
                     .subscribe_pattern(&self.topic, ctx.conn.id, sub);
             } else {
                 let broker = ctx.state.broker.clone();
-                let _ = broker
+                if let Err(e) = broker
                     .subscribe(&self.topic, ctx.conn.id, sub, None, Box::new(|_| {}))
-                    .await;
+                    .await
+                {
+                    ctx.broker_unavailable(&e, false);
+                }
             }
         })
     }

@@ -147,9 +147,12 @@ impl Handler for Power {
                     last: AtomicU64::new(0),
                 });
                 let broker = ctx.state.broker.clone();
-                let _ = broker
+                if let Err(e) = broker
                     .subscribe(topic, ctx.conn.id, sub, None, Box::new(|_| {}))
-                    .await;
+                    .await
+                {
+                    ctx.broker_unavailable(&e, false);
+                }
             }
         })
     }
