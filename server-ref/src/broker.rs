@@ -154,15 +154,32 @@ pub trait Broker: Send + Sync {
     }
 }
 
-type Subs = Vec<(u64, Arc<dyn Subscriber>)>;
 type PatternSubs = Vec<(String, u64, Arc<dyn Subscriber>)>;
+
+/// One topic's subscribers.
+#[derive(Default)]
+struct Subs {
+    list: Vec<(u64, Arc<dyn Subscriber>)>,
+    /// Taken out of the map (its last subscriber left): whoever locked it
+    /// meanwhile must look the topic up again.
+    gone: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// The in-memory broker: per-topic subscriber lists, each behind its own lock,
 /// which also serialises the topic's history appends, so a subscribe with `since`
 /// is atomic with respect to publishing.
+///
+/// A topic has an entry only while it has subscribers, so a server that sees
+/// millions of short-lived topics (an order each, say) does not keep them. A
+/// publish and a subscribe must still meet on one lock: a publish to a topic
+/// without an entry appends while holding the map's lock, so no subscribe can
+/// create the entry and read the position in between; an entry removed while
+/// someone waited for its lock is marked `gone`, and they look again.
 pub struct MemoryBroker {
-    // Topic entries are never removed, so a publish and a subscribe on the same
-    // topic always meet on the same lock.
     topics: Mutex<HashMap<String, Arc<Mutex<Subs>>>>,
     patterns: RwLock<PatternSubs>,
     history: Arc<MemoryHistory>,
@@ -188,27 +205,42 @@ impl MemoryBroker {
         }
     }
 
-    fn entry(&self, topic: &str) -> Arc<Mutex<Subs>> {
-        let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
-        topics.entry(topic.to_string()).or_default().clone()
+    /// Topics with an entry (that is, with subscribers).
+    pub fn topics_held(&self) -> usize {
+        lock(&self.topics).len()
     }
 
     fn publish_now(&self, topic: &str, data: Value, event_id: Option<u64>) -> Arc<Published> {
-        let entry = self.entry(topic);
-        let subs = entry.lock().unwrap_or_else(|e| e.into_inner());
-        let msg = self.history.append(topic, data, event_id);
-        for (_, s) in subs.iter() {
-            s.deliver(&msg);
+        loop {
+            let topics = lock(&self.topics);
+            let Some(entry) = topics.get(topic).cloned() else {
+                // Nobody subscribed: append (and tell the patterns) under the
+                // map's lock, which a subscribe needs to create the entry.
+                let msg = self.history.append(topic, data, event_id);
+                self.deliver_to_patterns(topic, &msg);
+                return msg;
+            };
+            drop(topics);
+            let subs = lock(&entry);
+            if subs.gone {
+                continue;
+            }
+            let msg = self.history.append(topic, data, event_id);
+            for (_, s) in subs.list.iter() {
+                s.deliver(&msg);
+            }
+            self.deliver_to_patterns(topic, &msg);
+            return msg;
         }
+    }
+
+    fn deliver_to_patterns(&self, topic: &str, msg: &Arc<Published>) {
         let patterns = self.patterns.read().unwrap_or_else(|e| e.into_inner());
         for (p, _, s) in patterns.iter() {
             if pattern_matches(p, topic) {
-                s.deliver(&msg);
+                s.deliver(msg);
             }
         }
-        drop(patterns);
-        drop(subs);
-        msg
     }
 }
 
@@ -231,45 +263,53 @@ impl Broker for MemoryBroker {
         since: Option<Position>,
         on_ready: OnReady<'a>,
     ) -> BoxFuture<'a, Result<()>> {
-        let entry = self.entry(topic);
-        let mut subs = entry.lock().unwrap_or_else(|e| e.into_inner());
-        let position = self.history.position_now(topic);
-        let replay = since.map(|s| self.history.since_now(topic, &s));
-        let latest = self.history.latest_now(topic);
-        on_ready(&Subscribed {
-            position,
-            replay,
-            latest,
-        });
-        if let Some(slot) = subs.iter_mut().find(|(i, _)| *i == id) {
-            slot.1 = subscriber;
-        } else {
-            if subs.is_empty() {
-                self.active.fetch_add(1, Ordering::Relaxed);
+        loop {
+            let entry = lock(&self.topics)
+                .entry(topic.to_string())
+                .or_default()
+                .clone();
+            let mut subs = lock(&entry);
+            if subs.gone {
+                continue;
             }
-            subs.push((id, subscriber));
-            self.subscriptions.fetch_add(1, Ordering::Relaxed);
+            let position = self.history.position_now(topic);
+            let replay = since.map(|s| self.history.since_now(topic, &s));
+            let latest = self.history.latest_now(topic);
+            on_ready(&Subscribed {
+                position,
+                replay,
+                latest,
+            });
+            if let Some(slot) = subs.list.iter_mut().find(|(i, _)| *i == id) {
+                slot.1 = subscriber;
+            } else {
+                if subs.list.is_empty() {
+                    self.active.fetch_add(1, Ordering::Relaxed);
+                }
+                subs.list.push((id, subscriber));
+                self.subscriptions.fetch_add(1, Ordering::Relaxed);
+            }
+            return Box::pin(async { Ok(()) });
         }
-        drop(subs);
-        Box::pin(async { Ok(()) })
     }
 
     fn unsubscribe(&self, topic: &str, id: u64) -> bool {
-        let entry = {
-            let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
-            match topics.get(topic) {
-                Some(e) => e.clone(),
-                None => return false,
-            }
+        // Lock order: the map, then the topic. Nothing takes the map while
+        // holding a topic.
+        let mut topics = lock(&self.topics);
+        let Some(entry) = topics.get(topic).cloned() else {
+            return false;
         };
-        let mut subs = entry.lock().unwrap_or_else(|e| e.into_inner());
-        let before = subs.len();
-        subs.retain(|(i, _)| *i != id);
-        let removed = subs.len() < before;
+        let mut subs = lock(&entry);
+        let before = subs.list.len();
+        subs.list.retain(|(i, _)| *i != id);
+        let removed = subs.list.len() < before;
         if removed {
             self.subscriptions.fetch_sub(1, Ordering::Relaxed);
-            if subs.is_empty() {
+            if subs.list.is_empty() {
                 self.active.fetch_sub(1, Ordering::Relaxed);
+                subs.gone = true;
+                topics.remove(topic);
             }
         }
         removed
@@ -306,5 +346,104 @@ impl Broker for MemoryBroker {
 
     fn history(&self) -> &dyn History {
         &*self.history
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+    use serde_json::json;
+    use std::time::Duration;
+
+    /// Records the `seq`s delivered to it.
+    #[derive(Default)]
+    struct Seqs(Mutex<Vec<u64>>);
+
+    impl Subscriber for Seqs {
+        fn deliver(&self, msg: &Arc<Published>) {
+            lock(&self.0).push(msg.seq);
+        }
+    }
+
+    fn broker() -> MemoryBroker {
+        MemoryBroker::new(Arc::new(MemoryHistory::new(
+            100_000,
+            Duration::from_secs(600),
+        )))
+    }
+
+    /// Subscribes `sub` as `id`; returns the position it starts after.
+    fn subscribe(b: &MemoryBroker, topic: &str, id: u64, sub: Arc<Seqs>) -> u64 {
+        let at = Arc::new(AtomicUsize::new(0));
+        let at2 = at.clone();
+        b.subscribe(
+            topic,
+            id,
+            sub,
+            None,
+            Box::new(move |s| at2.store(s.position.seq as usize, Ordering::SeqCst)),
+        )
+        .now_or_never()
+        .expect("the memory broker answers at once")
+        .unwrap();
+        at.load(Ordering::SeqCst) as u64
+    }
+
+    #[test]
+    fn a_topic_is_held_only_while_it_has_subscribers() {
+        let b = broker();
+        for i in 0..1_000 {
+            let topic = format!("order:{i}");
+            subscribe(&b, &topic, 1, Arc::default());
+            subscribe(&b, &topic, 2, Arc::default());
+            b.publish(&topic, json!(i), None).now_or_never();
+            assert!(b.unsubscribe(&topic, 1));
+            assert_eq!(b.topics_held(), 1, "one subscriber left");
+            assert!(b.unsubscribe(&topic, 2));
+            assert!(!b.unsubscribe(&topic, 2), "already gone");
+            // Publishing to a topic nobody follows creates no entry either.
+            b.publish(&format!("log:{i}"), json!(i), None)
+                .now_or_never();
+        }
+        assert_eq!(b.topics_held(), 0);
+        assert_eq!((b.active_streams(), b.subscriptions()), (0, 0));
+    }
+
+    /// Subscribers that come and go (taking the topic's entry with them)
+    /// while others publish: whoever stays gets every message after its
+    /// starting position, once and in order.
+    #[test]
+    fn entries_removed_under_racing_publishes_lose_nothing() {
+        let b = Arc::new(broker());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let publishers: Vec<_> = (0..2)
+            .map(|_| {
+                let (b, stop) = (b.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        b.publish("t", json!(0), None).now_or_never();
+                    }
+                })
+            })
+            .collect();
+        let mut checked = 0;
+        for round in 0..2_000u64 {
+            // The only subscriber: its leaving removes the entry each round.
+            let sub = Arc::new(Seqs::default());
+            let from = subscribe(&b, "t", round, sub.clone());
+            std::thread::yield_now();
+            assert!(b.unsubscribe("t", round));
+            let got = lock(&sub.0).clone();
+            let want: Vec<u64> = (from + 1..from + 1 + got.len() as u64).collect();
+            assert_eq!(got, want, "round {round}: a gap or a duplicate");
+            checked += got.len();
+        }
+        stop.store(true, Ordering::Relaxed);
+        for p in publishers {
+            p.join().unwrap();
+        }
+        assert!(checked > 0, "the publishers overlapped the subscriptions");
+        assert_eq!(b.topics_held(), 0);
     }
 }
