@@ -60,7 +60,16 @@ struct Log {
     epoch: Arc<str>,
     last_seq: u64,
     window: VecDeque<Arc<Published>>,
+    /// When it was last published to or subscribed to (ms).
+    touched: u64,
 }
+
+/// A topic with nothing left in its window and neither published to nor
+/// subscribed to for this long is forgotten (its epoch with it), as the Redis
+/// history's meta key expires: a server that sees a topic per order or device
+/// does not keep them all. A later subscribe with `since` from before hears
+/// `recovered: false`.
+pub const FORGET_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// In-memory history bounded by count and age per topic. Epochs are random
 /// strings made when a topic is first seen, so a restart changes them.
@@ -110,13 +119,15 @@ impl MemoryHistory {
         }
     }
 
-    fn with_log<R>(&self, topic: &str, f: impl FnOnce(&mut Log) -> R) -> R {
+    fn with_log<R>(&self, topic: &str, now: u64, f: impl FnOnce(&mut Log) -> R) -> R {
         let mut logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
         let log = logs.entry(topic.to_string()).or_insert_with(|| Log {
             epoch: new_epoch(),
             last_seq: 0,
             window: VecDeque::new(),
+            touched: now,
         });
+        log.touched = log.touched.max(now);
         f(log)
     }
 }
@@ -126,7 +137,7 @@ impl MemoryHistory {
     /// message. The caller serialises calls for one topic with its delivery.
     pub fn append(&self, topic: &str, data: Value, event_id: Option<u64>) -> Arc<Published> {
         let now = now_ms();
-        self.with_log(topic, |log| {
+        self.with_log(topic, now, |log| {
             log.last_seq += 1;
             let msg = Arc::new(Published::new(
                 topic.into(),
@@ -147,7 +158,7 @@ impl MemoryHistory {
 
     /// The topic's current position (creating its epoch if the topic is new).
     pub fn position_now(&self, topic: &str) -> Position {
-        self.with_log(topic, |log| Position {
+        self.with_log(topic, now_ms(), |log| Position {
             epoch: log.epoch.clone(),
             seq: log.last_seq,
         })
@@ -156,7 +167,7 @@ impl MemoryHistory {
     /// The messages after `since`, or [`Replay::Lost`].
     pub fn since_now(&self, topic: &str, since: &Position) -> Replay {
         let now = now_ms();
-        self.with_log(topic, |log| {
+        self.with_log(topic, now, |log| {
             self.prune_log(log, now);
             if since.epoch != log.epoch || since.seq > log.last_seq {
                 return Replay::Lost;
@@ -186,13 +197,24 @@ impl MemoryHistory {
         self.total.load(Ordering::Relaxed)
     }
 
-    /// Drops messages older than the age bound.
+    /// Topics whose epoch and position this history holds.
+    pub fn topics_held(&self) -> usize {
+        self.logs.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Drops messages older than the age bound, and forgets topics idle for
+    /// [`FORGET_AFTER`] with nothing left in their window.
     pub fn prune_now(&self) {
-        let now = now_ms();
+        self.prune_at(now_ms());
+    }
+
+    fn prune_at(&self, now: u64) {
+        let forget = FORGET_AFTER.max(self.max_age).as_millis() as u64;
         let mut logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
-        for log in logs.values_mut() {
+        logs.retain(|_, log| {
             self.prune_log(log, now);
-        }
+            !(log.window.is_empty() && now.saturating_sub(log.touched) >= forget)
+        });
     }
 }
 
@@ -253,5 +275,25 @@ mod tests {
             seq: 4,
         };
         assert!(matches!(h.since_now("t", &other), Replay::Lost));
+    }
+
+    #[test]
+    fn idle_topics_are_forgotten_a_day_after_their_window_empties() {
+        let h = MemoryHistory::new(10, Duration::from_secs(60));
+        let subscribed_only = h.position_now("device:1");
+        h.append("order:1", json!(1), None);
+        let now = now_ms();
+        h.prune_at(now + 3_600_000);
+        assert_eq!(h.topics_held(), 2, "an hour idle: kept");
+        assert_eq!(h.held_now(), 0, "the message aged out");
+        h.prune_at(now + FORGET_AFTER.as_millis() as u64 + 1_000);
+        assert_eq!(h.topics_held(), 0, "a day idle and empty: forgotten");
+        let again = h.position_now("device:1");
+        assert_ne!(again.epoch, subscribed_only.epoch, "a new epoch");
+        let stale = Position {
+            epoch: subscribed_only.epoch,
+            seq: 0,
+        };
+        assert!(matches!(h.since_now("device:1", &stale), Replay::Lost));
     }
 }
