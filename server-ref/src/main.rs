@@ -3,6 +3,16 @@
 use clap::Parser;
 use hublink_server::{run, Config};
 
+/// jemalloc rather than the system allocator. Every message a server holds for
+/// replay lives for the history window while connections come and go around
+/// it. Under that churn glibc's malloc could not reuse the space it freed:
+/// in `scripts/soak` its live data (`mallinfo2`) stayed flat after the
+/// five-minute window filled while its heap kept growing, +12 % in the next
+/// seven minutes. With jemalloc the same run stays flat (-0.5 %).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> std::process::ExitCode {
     let config = Config::parse();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
