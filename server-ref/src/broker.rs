@@ -75,6 +75,15 @@ impl Published {
 pub trait Subscriber: Send + Sync {
     /// Hands over one message.
     fn deliver(&self, msg: &Arc<Published>);
+    /// Hands over the messages of `topic` that a node caught up after its
+    /// link to a shared broker broke, in order, before any later delivery.
+    /// Default: each through [`Subscriber::deliver`]; a connection paces them
+    /// by its socket instead, since there may be a whole history window.
+    fn catch_up(&self, _topic: &Arc<str>, msgs: Vec<Arc<Published>>) {
+        for m in &msgs {
+            self.deliver(m);
+        }
+    }
     /// Messages of `topic` were lost on their way to this node (its link to a
     /// shared broker broke) and the history could not fill the gap. A
     /// subscriber whose client can recover asks it to reconnect, so that it

@@ -22,6 +22,7 @@ use crate::auth::{token_from, Claims};
 use crate::broker::{Published, Subscriber};
 use crate::frames::{error_frame, frame, reconnect_frame, Shape};
 use crate::metrics::{Endpoint, Metrics};
+use crate::outbox::{Out, Outbox, Pushed};
 use crate::AppState;
 
 /// Close codes used by the server.
@@ -49,28 +50,22 @@ pub mod close {
     pub const RATE_LIMITED: u16 = 4029;
 }
 
-pub(crate) enum Out {
-    Frame(Utf8Bytes),
-    Ping,
-}
-
 struct CloseRequest {
     code: u16,
     reason: &'static str,
     last: Option<Utf8Bytes>,
 }
 
-/// The part of a connection that subscribers and the reader share: the bounded
-/// send queue and the close request.
+/// The part of a connection that subscribers and the reader share: the
+/// [`Outbox`] and the close request.
 ///
-/// The queue is a plain `VecDeque` behind a mutex rather than a tokio `mpsc`
-/// channel: it allocates nothing until the first frame (an idle connection
-/// holds no 32-slot block), and the writer takes everything queued at once, so
-/// frames that piled up while it was busy leave in one write.
+/// The outbox sits behind a plain mutex rather than in a tokio `mpsc` channel:
+/// it allocates nothing until the first frame (an idle connection holds no
+/// 32-slot block), and the writer takes everything queued at once, so frames
+/// that piled up while it was busy leave in one write.
 pub(crate) struct ConnShared {
     pub(crate) id: u64,
-    queue: Mutex<VecDeque<Out>>,
-    capacity: usize,
+    outbox: Mutex<Outbox>,
     /// Set when the writer has stopped: nothing queued would leave any more.
     writer_gone: AtomicBool,
     close: Mutex<Option<(u16, &'static str)>>,
@@ -80,38 +75,36 @@ pub(crate) struct ConnShared {
     metrics: Arc<AppState>,
 }
 
-enum Queued {
-    Yes,
-    Full,
-    WriterGone,
-}
+/// How many replayed messages the writer takes at once: a replay leaves in
+/// writes of this many, each waiting for the socket to drain.
+const REPLAY_CHUNK: usize = 256;
 
 impl ConnShared {
-    fn push(&self, out: Out) -> Queued {
-        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        if self.writer_gone.load(Ordering::Acquire) {
-            return Queued::WriterGone;
-        }
-        if q.len() >= self.capacity {
-            return Queued::Full;
-        }
-        let was_empty = q.is_empty();
-        q.push_back(out);
-        drop(q);
-        // A non-empty queue means the writer was woken already and has not
-        // taken it yet: it will find this frame too.
-        if was_empty {
-            self.notify.notify_one();
-        }
-        Queued::Yes
+    fn outbox(&self) -> std::sync::MutexGuard<'_, Outbox> {
+        self.outbox.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues a frame without waiting. A full queue closes the connection as a
-    /// slow consumer (4009); the broadcast never waits for it.
-    pub(crate) fn send(&self, f: Utf8Bytes) -> bool {
-        match self.push(Out::Frame(f)) {
-            Queued::Yes => true,
-            Queued::Full => {
+    /// Runs `add` on the outbox unless the writer has stopped (then nothing
+    /// queued would leave: false); wakes the writer, or closes the connection
+    /// as a slow consumer (4009) when `add` is over a budget. Never waits: the
+    /// broadcast does not wait for a connection.
+    fn add(&self, add: impl FnOnce(&mut Outbox) -> Pushed) -> bool {
+        let mut o = self.outbox();
+        if self.writer_gone.load(Ordering::Acquire) {
+            return false;
+        }
+        let pushed = add(&mut o);
+        drop(o);
+        match pushed {
+            // An outbox that was not empty means the writer was woken already
+            // and has not taken it all yet: it will find this too.
+            Pushed::Yes { wake } => {
+                if wake {
+                    self.notify.notify_one();
+                }
+                true
+            }
+            Pushed::Full => {
                 Metrics::inc(&self.metrics.metrics.dropped);
                 if self.close(close::SLOW_CONSUMER, "slow consumer", None) {
                     Metrics::inc(&self.metrics.metrics.slow_consumer_closes);
@@ -119,20 +112,61 @@ impl ConnShared {
                 }
                 false
             }
-            Queued::WriterGone => false,
         }
     }
 
-    /// Moves everything queued into `batch` (which must be empty).
+    /// Queues a frame.
+    pub(crate) fn send(&self, f: Utf8Bytes) -> bool {
+        self.add(|o| o.push(Out::Frame(f)))
+    }
+
+    /// Queues a published message in `shape`, behind its topic's replay if
+    /// one is under way.
+    pub(crate) fn send_published(&self, msg: &Arc<Published>, shape: Shape) -> bool {
+        self.add(|o| o.push_published(msg, shape))
+    }
+
+    /// Queues a subscription's `ack` and replay (or, without `ack`, a catch-up
+    /// after an outage), paced by the socket rather than counted against the
+    /// send queue: see [`Outbox`].
+    pub(crate) fn replay(
+        &self,
+        topic: &Arc<str>,
+        shape: Shape,
+        ack: Option<Utf8Bytes>,
+        msgs: Vec<Arc<Published>>,
+    ) -> bool {
+        self.add(|o| o.replay(topic, shape, ack, msgs))
+    }
+
+    /// Queues a WebSocket ping. A ping never closes a connection: it is
+    /// skipped when the send queue is full.
+    fn ping(&self) {
+        let mut o = self.outbox();
+        if self.writer_gone.load(Ordering::Acquire) {
+            return;
+        }
+        let pushed = o.push(Out::Ping);
+        drop(o);
+        if pushed == (Pushed::Yes { wake: true }) {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Drops what is left of `topic`'s replay.
+    pub(crate) fn cancel_replay(&self, topic: &str) {
+        self.outbox().cancel_replay(topic);
+    }
+
+    /// Moves the live frames and a chunk of replay into `batch` (which must be empty).
     fn take_queued(&self, batch: &mut VecDeque<Out>) {
-        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        std::mem::swap(&mut *q, batch);
+        self.outbox().take(batch, REPLAY_CHUNK);
     }
 
     fn writer_stopped(&self) {
-        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let mut o = self.outbox();
         self.writer_gone.store(true, Ordering::Release);
-        *q = VecDeque::new();
+        o.clear();
     }
 
     /// Asks the writer to send `last` (if any) then a close frame. The first request wins.
@@ -168,8 +202,7 @@ impl ConnShared {
     pub(crate) fn detached(id: u64, capacity: usize, state: Arc<AppState>) -> Arc<ConnShared> {
         Arc::new(ConnShared {
             id,
-            queue: Mutex::new(VecDeque::new()),
-            capacity: capacity.max(1),
+            outbox: Mutex::new(Outbox::new(capacity)),
             writer_gone: AtomicBool::new(false),
             close: Mutex::new(None),
             pending: Mutex::new(None),
@@ -182,7 +215,7 @@ impl ConnShared {
     /// frame, as the writer would send them.
     pub(crate) fn drain(&self) -> (Vec<Utf8Bytes>, Option<(u16, Option<Utf8Bytes>)>) {
         let mut q = VecDeque::new();
-        self.take_queued(&mut q);
+        self.outbox().take_all(&mut q);
         let frames = q
             .into_iter()
             .filter_map(|o| match o {
@@ -208,7 +241,11 @@ pub(crate) struct ShapeSubscriber {
 
 impl Subscriber for ShapeSubscriber {
     fn deliver(&self, msg: &Arc<Published>) {
-        self.conn.send(msg.frame(self.shape));
+        self.conn.send_published(msg, self.shape);
+    }
+
+    fn catch_up(&self, topic: &Arc<str>, msgs: Vec<Arc<Published>>) {
+        self.conn.replay(topic, self.shape, None, msgs);
     }
 }
 
@@ -511,8 +548,7 @@ async fn drive<H: Handler>(
     let (sink, mut stream) = socket.split();
     let shared = Arc::new(ConnShared {
         id,
-        queue: Mutex::new(VecDeque::new()),
-        capacity: state.config.send_queue.max(1),
+        outbox: Mutex::new(Outbox::new(state.config.send_queue)),
         writer_gone: AtomicBool::new(false),
         close: Mutex::new(None),
         pending: Mutex::new(None),
@@ -615,8 +651,7 @@ async fn drive<H: Handler>(
                 handler.on_heartbeat(&mut ctx);
             }
             _ = ping.tick() => {
-                // A ping never closes a connection: skip it when the queue is full.
-                let _ = shared.push(Out::Ping);
+                shared.ping();
             }
             _ = tokio::time::sleep_until(last_inbound + stale) => {
                 if shared.close(close::STALE, "heartbeat timeout", None) {
@@ -685,7 +720,7 @@ async fn write_frames(sink: &mut SplitSink<WebSocket, Message>, shared: &ConnSha
             // errors before a 1008, the messages before a 1012), except for a
             // slow consumer: its queue is what overflowed.
             if req.code != close::SLOW_CONSUMER {
-                shared.take_queued(&mut frames);
+                shared.outbox().take_all(&mut frames);
                 let n = frames.iter().filter(|f| matches!(f, Out::Frame(_))).count() as u64;
                 if n > 0 {
                     match tokio::time::timeout(wt, write_batch(sink, &mut frames, batch)).await {
@@ -748,7 +783,7 @@ async fn write_frames(sink: &mut SplitSink<WebSocket, Message>, shared: &ConnSha
         }
         metrics.messages_out.fetch_add(n, Ordering::Relaxed);
         // Keep a small buffer for the next batch, not the largest burst's.
-        if frames.capacity() > 64 {
+        if frames.capacity() > 2 * REPLAY_CHUNK {
             frames = VecDeque::new();
         }
     }

@@ -57,6 +57,7 @@ pub mod frames;
 pub mod fuzzing;
 pub mod history;
 pub mod metrics;
+mod outbox;
 pub mod redis_broker;
 
 pub use config::Config;

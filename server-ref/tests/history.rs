@@ -94,9 +94,7 @@ async fn messages_older_than_the_age_bound_leave_the_window() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_under_concurrent_publishing_has_no_gap_and_no_duplicate() {
-    let mut cfg = config();
-    cfg.send_queue = 4096;
-    let s = start(cfg).await;
+    let s = start(config()).await;
     let (_c, ack) = subscribed(&s, "hot", None).await;
     let epoch = ack["epoch"].as_str().unwrap().to_string();
     for i in 1..=50 {
@@ -121,5 +119,195 @@ async fn replay_under_concurrent_publishing_has_no_gap_and_no_duplicate() {
         expect += 1;
     }
     c.expect_silence(0.2).await;
+    s.stop().await;
+}
+
+/// What a user gets out of the box: `Config::defaults()` with only a publish
+/// key (the 1,000-message window, the 256-frame send queue, real intervals).
+fn defaults() -> hublink_server::Config {
+    let mut c = hublink_server::Config::defaults();
+    c.publish_key = Some(KEY.into());
+    c
+}
+
+/// Reads `subscribe_ack` then messages `from..=to` of `topic`, in order, each
+/// once; then nothing more of the topic for a moment.
+async fn recovers(c: &mut Client, topic: &str, from: u64, to: u64) {
+    let ack = c.next_where("type", "subscribe_ack").await;
+    assert_eq!(ack["topic"], topic);
+    assert_eq!(ack["success"], true, "{ack}");
+    assert_eq!(ack["recovered"], true, "{ack}");
+    let mut expect = from;
+    while expect <= to {
+        let m = c.next_non_heartbeat().await;
+        assert_eq!(m["type"], "message", "{m}");
+        assert_eq!(m["seq"], expect, "gap or duplicate");
+        expect += 1;
+    }
+    c.expect_silence(0.3).await;
+}
+
+/// Issue #12's reproduction: a client 600 behind (inside the default window of
+/// 1,000) used to be closed 4009 before its `subscribe_ack`, on every attempt,
+/// because the ack and the replay were pushed into the 256-frame send queue at once.
+#[tokio::test]
+async fn a_client_600_behind_recovers_at_the_default_settings() {
+    let s = start(defaults()).await;
+    let auth = format!("Bearer {KEY}");
+    let (st, out) = http(
+        s.addr,
+        "POST",
+        "/api/publish",
+        &[("Authorization", &auth)],
+        &json!({"topic":"orders","data":0}).to_string(),
+    )
+    .await;
+    assert_eq!(st, 200, "{out}");
+    let first: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let epoch = first["published"][0]["epoch"].as_str().unwrap().to_string();
+    let batch: Vec<_> = (1..=600)
+        .map(|i| json!({"topic":"orders","data":i}))
+        .collect();
+    let (st, out) = http(
+        s.addr,
+        "POST",
+        "/api/publish/batch",
+        &[("Authorization", &auth)],
+        &json!({ "messages": batch }).to_string(),
+    )
+    .await;
+    assert_eq!(st, 200, "{out}");
+
+    let mut c = s.client("/ws").await;
+    c.next_json().await;
+    c.send_json(json!({"type":"subscribe","topic":"orders","since":{"epoch":epoch,"seq":1}}))
+        .await;
+    recovers(&mut c, "orders", 2, 601).await;
+    assert_eq!(
+        metric(&s.metrics().await, "hublink_slow_consumer_closes_total"),
+        0.0
+    );
+    s.stop().await;
+}
+
+/// The whole of a window raised to 100,000 (the send queue stays at its
+/// default): the replay is paced by the socket, not held in the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_of_100000_is_recovered_whole_at_the_default_send_queue() {
+    let mut cfg = defaults();
+    cfg.history_size = 100_000;
+    let s = start(cfg).await;
+    let mut epoch = String::new();
+    for i in 1..=100_000u64 {
+        let m = s.state.publish("t", json!(i), None).await.unwrap();
+        epoch = m.epoch.to_string();
+    }
+    let mut c = s.client("/ws").await;
+    c.next_json().await;
+    c.send_json(json!({"type":"subscribe","topic":"t","since":{"epoch":epoch,"seq":1}}))
+        .await;
+    recovers(&mut c, "t", 2, 100_000).await;
+    s.stop().await;
+}
+
+/// Live messages published while a long replay is under way come after it,
+/// in order, once each; another topic's live messages are not held behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_messages_during_a_long_replay_follow_it_in_order() {
+    let s = start(defaults()).await;
+    let mut epoch = String::new();
+    for i in 1..=1000u64 {
+        epoch = s
+            .state
+            .publish("t", json!(i), None)
+            .await
+            .unwrap()
+            .epoch
+            .to_string();
+    }
+    let mut c = s.client("/ws").await;
+    c.next_json().await;
+    c.send_json(json!({"type":"subscribe","topic":"other"}))
+        .await;
+    c.next_where("type", "subscribe_ack").await;
+    // Inside the window even once the 500 live messages below have pushed
+    // the first 500 out of it.
+    c.send_json(json!({"type":"subscribe","topic":"t","since":{"epoch":epoch,"seq":600}}))
+        .await;
+    let state = s.state.clone();
+    let publisher = tokio::spawn(async move {
+        for i in 1001..=1500u64 {
+            state.publish("t", json!(i), None).await.unwrap();
+            state.publish("other", json!(i), None).await.unwrap();
+            // A steady stream, not one burst: a burst of more than a send
+            // queue (256) at once is a slow consumer's test, not this one.
+            if i % 10 == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
+    });
+    let (mut next_t, mut next_other, mut acked) = (601u64, 1001u64, false);
+    while next_t <= 1500 || next_other <= 1500 {
+        let m = c.next_non_heartbeat().await;
+        match (m["type"].as_str(), m["topic"].as_str()) {
+            (Some("subscribe_ack"), Some("t")) => {
+                assert_eq!(m["recovered"], true, "{m}");
+                acked = true;
+            }
+            (Some("message"), Some("t")) => {
+                assert!(acked, "a replayed message before its ack");
+                assert_eq!(m["seq"], next_t, "gap or duplicate on t");
+                next_t += 1;
+            }
+            (Some("message"), Some("other")) => {
+                assert_eq!(m["data"], next_other, "gap or duplicate on other");
+                next_other += 1;
+            }
+            _ => panic!("unexpected {m}"),
+        }
+    }
+    publisher.await.unwrap();
+    c.expect_silence(0.3).await;
+    s.stop().await;
+}
+
+/// A replay is not a licence to stop reading: a client that subscribes with
+/// `since` and then reads nothing while the topic goes on is still closed as
+/// a slow consumer, and the server's memory for it stays bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_stops_reading_during_a_replay_is_still_a_slow_consumer() {
+    let s = start(defaults()).await;
+    let big = "x".repeat(2000);
+    let mut epoch = String::new();
+    for _ in 0..1000 {
+        epoch = s
+            .state
+            .publish("t", json!(big), None)
+            .await
+            .unwrap()
+            .epoch
+            .to_string();
+    }
+    let mut c = s.client("/ws").await;
+    c.next_json().await;
+    c.send_json(json!({"type":"subscribe","topic":"t","since":{"epoch":epoch,"seq":0}}))
+        .await;
+    // The client reads nothing from here on; the topic goes on.
+    let mut closed = false;
+    for _ in 0..200 {
+        for _ in 0..100 {
+            s.publish("t", json!(big)).await;
+        }
+        if metric(&s.metrics().await, "hublink_slow_consumer_closes_total") == 1.0 {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        closed,
+        "a client that reads nothing was never closed as a slow consumer"
+    );
+    drop(c);
     s.stop().await;
 }

@@ -94,7 +94,11 @@ struct StreamSubscriber {
 
 impl Subscriber for StreamSubscriber {
     fn deliver(&self, msg: &Arc<Published>) {
-        self.conn.send(msg.frame(self.shape));
+        self.conn.send_published(msg, self.shape);
+    }
+
+    fn catch_up(&self, topic: &Arc<str>, msgs: Vec<Arc<Published>>) {
+        self.conn.replay(topic, self.shape, None, msgs);
     }
 
     fn missed(&self, topic: &str) {
@@ -267,11 +271,16 @@ impl Canonical {
                 }
                 let conn = ctx.conn.clone();
                 let topics_dialect = self.topics_dialect;
+                let shape = if topics_dialect {
+                    Shape::Topics
+                } else {
+                    Shape::Canonical
+                };
                 let has_since = since.is_some();
-                let owned_topic = topic.to_string();
+                let owned_topic: Arc<str> = topic.into();
                 let on_ready = Box::new(move |s: &Subscribed| {
                     let mut ack =
-                        json!({"type": "subscribe_ack", "topic": owned_topic, "success": true});
+                        json!({"type": "subscribe_ack", "topic": &*owned_topic, "success": true});
                     if !topics_dialect {
                         ack["epoch"] = json!(&*s.position.epoch);
                         ack["seq"] = json!(s.position.seq);
@@ -279,22 +288,18 @@ impl Canonical {
                     let replay = match (&s.replay, has_since) {
                         (Some(Replay::Recovered(msgs)), true) => {
                             ack["recovered"] = json!(true);
-                            Some(msgs)
+                            msgs.clone()
                         }
                         (_, true) => {
                             ack["recovered"] = json!(false);
-                            None
+                            Vec::new()
                         }
-                        _ => None,
+                        _ => Vec::new(),
                     };
-                    conn.send(frame(&ack));
-                    for m in replay.into_iter().flatten() {
-                        conn.send(m.frame(if topics_dialect {
-                            Shape::Topics
-                        } else {
-                            Shape::Canonical
-                        }));
-                    }
+                    // The replay may be a whole history window: it goes out as
+                    // fast as the client reads, not counted against the send
+                    // queue, and the topic's live messages follow it.
+                    conn.replay(&owned_topic, shape, Some(frame(&ack)), replay);
                 });
                 let sub = self.subscriber.clone().expect("subscriber set in on_open");
                 let broker = ctx.state.broker.clone();
@@ -319,6 +324,7 @@ impl Canonical {
                 };
                 if self.subs.remove(topic) {
                     ctx.state.broker.unsubscribe(topic, ctx.conn.id);
+                    ctx.conn.cancel_replay(topic);
                     ctx.send_json(
                         &json!({"type": "unsubscribe_ack", "topic": topic, "success": true}),
                     );
