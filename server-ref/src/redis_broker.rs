@@ -456,7 +456,10 @@ struct Wire {
 }
 
 enum Member {
-    Live(Arc<dyn Subscriber>),
+    /// Receiving. With a position: the subscription's replay went up to it,
+    /// so messages up to it that were still on their way on the channel when
+    /// it went live are not delivered twice.
+    Live(Arc<dyn Subscriber>, Option<Position>),
     /// Subscribing: live messages wait in `buf` until the snapshot is read.
     Pending {
         sub: Arc<dyn Subscriber>,
@@ -481,10 +484,23 @@ struct Topic {
 impl Topic {
     fn live(&self) -> impl Iterator<Item = &Arc<dyn Subscriber>> {
         self.members.iter().filter_map(|(_, m)| match m {
-            Member::Live(s) => Some(s),
+            Member::Live(s, _) => Some(s),
             Member::Pending { .. } => None,
         })
     }
+
+    /// The live members that have not had `msg` yet.
+    fn live_for<'a>(&'a self, msg: &'a Published) -> impl Iterator<Item = &'a Arc<dyn Subscriber>> {
+        self.members.iter().filter_map(move |(_, m)| match m {
+            Member::Live(s, had) if !had_it(had.as_ref(), msg) => Some(s),
+            _ => None,
+        })
+    }
+}
+
+/// Whether a member whose replay reached `had` already has `msg`.
+fn had_it(had: Option<&Position>, msg: &Published) -> bool {
+    had.is_some_and(|p| *p.epoch == *msg.epoch && msg.seq <= p.seq)
 }
 
 enum Cmd {
@@ -652,7 +668,7 @@ impl Inner {
         drop(topics);
         if let Some((_, m)) = t.members.iter_mut().find(|(i, _)| *i == id) {
             let was_live = match m {
-                Member::Live(_) => true,
+                Member::Live(..) => true,
                 Member::Pending { was_live, .. } => *was_live,
             };
             *m = Member::Pending {
@@ -686,7 +702,7 @@ impl Inner {
         let Some(i) = t.members.iter().position(|(m, _)| *m == id) else {
             return;
         };
-        match std::mem::replace(&mut t.members[i].1, Member::Live(Arc::new(Nobody))) {
+        match std::mem::replace(&mut t.members[i].1, Member::Live(Arc::new(Nobody), None)) {
             Member::Pending {
                 sub,
                 buf,
@@ -695,7 +711,7 @@ impl Inner {
                 for m in &buf {
                     sub.deliver(m);
                 }
-                t.members[i].1 = Member::Live(sub);
+                t.members[i].1 = Member::Live(sub, None);
             }
             _ => {
                 t.members.swap_remove(i);
@@ -724,7 +740,7 @@ impl Inner {
             return;
         };
         let Member::Pending { sub, buf, .. } =
-            std::mem::replace(&mut t.members[i].1, Member::Live(Arc::new(Nobody)))
+            std::mem::replace(&mut t.members[i].1, Member::Live(Arc::new(Nobody), None))
         else {
             return;
         };
@@ -739,7 +755,7 @@ impl Inner {
                 sub.deliver(m);
             }
         }
-        t.members[i].1 = Member::Live(sub);
+        t.members[i].1 = Member::Live(sub, Some(pos.clone()));
         // Every message received on the channel moved `last` already; before
         // the first one, the snapshot is where this node stands.
         if t.last.is_none() {
@@ -804,7 +820,7 @@ impl Inner {
             }
             _ => {}
         }
-        for s in t.live() {
+        for s in t.live_for(&published) {
             s.deliver(&published);
         }
         t.last = Some(Position {
@@ -960,15 +976,28 @@ async fn resync(inner: Arc<Inner>, topic: String) {
     };
     let mut t = lock(&entry);
     let buf = t.resync.take().unwrap_or_default();
-    let live: Vec<Arc<dyn Subscriber>> = t.live().cloned().collect();
+    let live: Vec<(Arc<dyn Subscriber>, Option<Position>)> = t
+        .members
+        .iter()
+        .filter_map(|(_, m)| match m {
+            Member::Live(s, had) => Some((s.clone(), had.clone())),
+            Member::Pending { .. } => None,
+        })
+        .collect();
     let mut lost = false;
     match snap {
         Some(Ok(snap)) => {
             match snap.replay {
                 Some(Replay::Recovered(msgs)) => {
-                    for m in &msgs {
-                        for s in &live {
-                            s.deliver(m);
+                    let topic: Arc<str> = topic.as_str().into();
+                    for (s, had) in &live {
+                        let missing: Vec<_> = msgs
+                            .iter()
+                            .filter(|m| !had_it(had.as_ref(), m))
+                            .cloned()
+                            .collect();
+                        if !missing.is_empty() {
+                            s.catch_up(&topic, missing);
                         }
                     }
                 }
@@ -989,8 +1018,10 @@ async fn resync(inner: Arc<Inner>, topic: String) {
             None => true,
         };
         lost |= !next;
-        for s in &live {
-            s.deliver(&m);
+        for (s, had) in &live {
+            if !had_it(had.as_ref(), &m) {
+                s.deliver(&m);
+            }
         }
         t.last = Some(Position {
             epoch: m.epoch.clone(),
@@ -1003,7 +1034,7 @@ async fn resync(inner: Arc<Inner>, topic: String) {
             node = %inner.node_id, topic, subscribers = live.len(),
             "redis: missed messages the history cannot replay: asking subscribers to resubscribe"
         );
-        for s in &live {
+        for (s, _) in &live {
             s.missed(&topic);
         }
     }

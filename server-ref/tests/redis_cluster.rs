@@ -20,7 +20,6 @@ async fn node_with(redis: &RedisServer, f: impl FnOnce(&mut Config)) -> Server {
     c.broker = BrokerKind::Redis;
     c.redis_url = redis.url();
     c.anonymous_publish = true;
-    c.send_queue = 4096;
     f(&mut c);
     let s = start(c).await;
     wait_for(|| s.state.broker.status().up, "the node to reach Redis").await;
@@ -199,6 +198,82 @@ async fn a_client_recovers_on_another_node_after_its_node_stops() {
     expect_seqs(&mut c, 7..=7).await;
     c.expect_silence(0.2).await;
     assert_eq!(metric(&b.metrics().await, "hublink_published_total"), 7.0);
+}
+
+/// Issue #12's Redis reproduction, at the default send queue and window: a
+/// subscriber that comes back to another node 600 messages behind (its node
+/// was stopped while publishing went on) recovers every one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_600_behind_recovers_on_another_node_at_the_default_settings() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let a = node(&redis).await;
+    let b = node(&redis).await;
+    let (mut c, ack) = subscribed(&a, "orders", None).await;
+    let epoch = ack["epoch"].as_str().unwrap().to_string();
+    b.publish("orders", json!(1)).await;
+    expect_seqs(&mut c, 1..=1).await;
+    a.stop().await;
+    assert_eq!(c.expect_close().await.code, 1012);
+    for i in 2..=601 {
+        b.publish("orders", json!(i)).await;
+    }
+    let (mut c, ack) = subscribed(&b, "orders", Some((&epoch, 1))).await;
+    assert_eq!(ack["recovered"], true, "{ack}");
+    expect_seqs(&mut c, 2..=601).await;
+    c.expect_silence(0.3).await;
+    assert_eq!(
+        metric(&b.metrics().await, "hublink_slow_consumer_closes_total"),
+        0.0
+    );
+}
+
+/// A node that missed 600 messages on its channel catches its subscribers up
+/// from the stream, at the default send queue, without closing them as slow
+/// consumers: the catch-up is paced like a replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catch_up_longer_than_the_send_queue_reaches_subscribers_whole() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let a = node(&redis).await;
+    let b = node(&redis).await;
+    let (mut c, _) = subscribed(&b, "t", None).await;
+    a.publish("t", json!(1)).await;
+    expect_seqs(&mut c, 1..=1).await;
+    let mut conn = redis
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    // seqs 2..=601 go into the stream but are announced on a channel nobody
+    // hears, as if the pub/sub link had dropped them.
+    for i in 2..=601u64 {
+        let (seq, _epoch): (u64, String) =
+            redis::Script::new(hublink_server::redis_broker::PUBLISH_SCRIPT)
+                .key("hublink:meta:{t}")
+                .key("hublink:stream:{t}")
+                .arg("nowhere")
+                .arg("unused")
+                .arg(i.to_string())
+                .arg(hublink_server::now_ms())
+                .arg("")
+                .arg(1000)
+                .arg(300_000)
+                .arg(86_400_000)
+                .invoke_async(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(seq, i);
+    }
+    a.publish("t", json!(602)).await;
+    expect_seqs(&mut c, 2..=602).await;
+    c.expect_silence(0.3).await;
+    assert_eq!(
+        metric(&b.metrics().await, "hublink_slow_consumer_closes_total"),
+        0.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
