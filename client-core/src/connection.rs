@@ -15,12 +15,17 @@ use std::collections::VecDeque;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HeartbeatConfig {
     /// A fixed liveness timeout in ms; `None` (the default) derives it from the
-    /// server: its advertised heartbeat interval plus `grace_ms`, or
-    /// `default_timeout_ms` when it advertises none.
+    /// server, first match wins: its advertised heartbeat interval plus
+    /// `grace_ms`; else the interval observed between its heartbeats on this
+    /// connection (the longest of the last few) plus `grace_ms`, at most
+    /// `default_timeout_ms`; else `default_timeout_ms`.
     pub timeout_ms: Option<u64>,
-    /// Added to the server's heartbeat interval (default 10,000 ms).
+    /// Added to the server's advertised or observed heartbeat interval
+    /// (default 10,000 ms): how late a heartbeat may be.
     pub grace_ms: u64,
-    /// The timeout when the server advertises no interval (default 60,000 ms).
+    /// The timeout while the server has neither advertised an interval nor
+    /// been seen to keep one (two heartbeats at least 1 s apart), and the
+    /// most an observed interval can make it (default 60,000 ms).
     pub default_timeout_ms: u64,
     /// Send the dialect's application ping after half the timeout of silence
     /// (default true). Browsers cannot send WebSocket ping frames.
@@ -294,6 +299,52 @@ pub enum Transmit {
 /// The longest `retry_after` a server's `reconnect` can impose.
 const MAX_RETRY_AFTER_MS: u64 = 3_600_000;
 
+/// How many of the latest intervals between server heartbeats the observed
+/// interval is the longest of: one early beat must not shorten the timeout
+/// (and cause a false one), and one late beat lengthens it only for a while.
+const OBSERVED_INTERVALS: usize = 4;
+
+/// Heartbeats closer together than this are one batch (held beats released
+/// by a stalled path, `\n`-batched frames, a frozen tab waking up), not an
+/// interval: learning from them would shrink the timeout to nothing.
+const MIN_OBSERVED_INTERVAL_MS: u64 = 1_000;
+
+/// The server's heartbeat interval as seen on the current transport, for
+/// servers that do not advertise it.
+#[derive(Clone, Copy, Debug, Default)]
+struct ObservedHeartbeat {
+    /// When the heartbeat that the next interval is measured from arrived.
+    last_at: Option<u64>,
+    /// The latest intervals, in ms; 0 is an empty slot.
+    intervals: [u64; OBSERVED_INTERVALS],
+    /// The slot the next interval goes to.
+    next: usize,
+}
+
+impl ObservedHeartbeat {
+    fn beat(&mut self, now: u64) {
+        let Some(last) = self.last_at else {
+            // The time since the open is no interval: a server's heartbeat
+            // clock need not start with the connection.
+            self.last_at = Some(now);
+            return;
+        };
+        let interval = now.saturating_sub(last);
+        if interval < MIN_OBSERVED_INTERVAL_MS {
+            // Same batch: the next interval is measured from its first beat.
+            return;
+        }
+        self.intervals[self.next] = interval;
+        self.next = (self.next + 1) % OBSERVED_INTERVALS;
+        self.last_at = Some(now);
+    }
+
+    /// The longest of the latest intervals; `None` before two heartbeats.
+    fn interval_ms(&self) -> Option<u64> {
+        self.intervals.iter().copied().max().filter(|&ms| ms > 0)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Transport {
     None,
@@ -321,6 +372,7 @@ pub struct Connection<V: JsonValue> {
     probe_deadline: Option<u64>,
     stable_at: Option<u64>,
     server_heartbeat_ms: Option<u64>,
+    observed_heartbeat: ObservedHeartbeat,
     subs: Subscriptions,
     queue: OutboundQueue,
     transmits: VecDeque<Transmit>,
@@ -356,6 +408,7 @@ impl<V: JsonValue> Connection<V> {
             probe_deadline: None,
             stable_at: None,
             server_heartbeat_ms: None,
+            observed_heartbeat: ObservedHeartbeat::default(),
             subs: Subscriptions::default(),
             queue: OutboundQueue::default(),
             transmits: VecDeque::new(),
@@ -393,13 +446,34 @@ impl<V: JsonValue> Connection<V> {
         &self.config
     }
 
-    /// The liveness timeout now in force, in ms.
+    /// The liveness timeout now in force, in ms: the configured one, else the
+    /// server's advertised heartbeat interval plus the grace, else the
+    /// interval observed between its heartbeats plus the grace (at most the
+    /// default), else the default. See [`HeartbeatConfig`].
     pub fn liveness_timeout_ms(&self) -> u64 {
         let hb = &self.config.heartbeat;
-        hb.timeout_ms.unwrap_or(match self.server_heartbeat_ms {
-            Some(interval) => interval.saturating_add(hb.grace_ms),
-            None => hb.default_timeout_ms,
-        })
+        if let Some(timeout) = hb.timeout_ms {
+            return timeout;
+        }
+        // The advertised interval is the contract, even if the server beats
+        // more often; the observed one only ever shortens the default.
+        match (
+            self.server_heartbeat_ms,
+            self.observed_heartbeat.interval_ms(),
+        ) {
+            (Some(advertised), _) => advertised.saturating_add(hb.grace_ms),
+            (None, Some(observed)) => observed
+                .saturating_add(hb.grace_ms)
+                .min(hb.default_timeout_ms),
+            (None, None) => hb.default_timeout_ms,
+        }
+    }
+
+    /// The server's heartbeat interval as observed on the current connection
+    /// (the longest of the last few intervals), in ms; `None` before two
+    /// heartbeats at least 1 s apart arrived on it.
+    pub fn observed_heartbeat_interval_ms(&self) -> Option<u64> {
+        self.observed_heartbeat.interval_ms()
     }
 
     // ----- Application calls -------------------------------------------------
@@ -545,6 +619,11 @@ impl<V: JsonValue> Connection<V> {
         self.ping_sent = false;
         self.probe_deadline = None;
         self.server_heartbeat_ms = None;
+        // Learned again on every connection: the next may be answered by
+        // another server (behind a balancer, after a deploy) that beats more
+        // slowly, and a carried-over shorter interval would kill every
+        // connection to it before its first heartbeat.
+        self.observed_heartbeat = ObservedHeartbeat::default();
         self.stable_at = Some(now.saturating_add(self.config.backoff.stable_after_ms));
         self.set_state(State::Connected, Reason::Opened, None);
         let topics: Vec<String> = self.subs.topics().map(str::to_owned).collect();
@@ -890,6 +969,7 @@ impl<V: JsonValue> Connection<V> {
             Inbound::Topics(topics) => self.events.push_back(Event::Topics(topics)),
             Inbound::Message(message) => self.on_message(message),
             Inbound::Heartbeat { timestamp, .. } => {
+                self.observed_heartbeat.beat(now);
                 if let Some(echo) = self.dialect.encode_heartbeat_echo(timestamp.as_ref()) {
                     self.transmits.push_back(Transmit::Send(echo));
                 }

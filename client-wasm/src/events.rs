@@ -82,7 +82,7 @@ export interface ClientOptions {
   backoffMaxMs?: number;
   /** Give up after this many failed attempts in a row (default: never). */
   maxAttempts?: number;
-  /** A fixed liveness timeout, ms (default: the server's heartbeat interval + 10 s). */
+  /** A fixed liveness timeout, ms (default: the server's advertised, else observed, heartbeat interval + 10 s; else 60 s). */
   heartbeatTimeoutMs?: number;
   /** How long an attempt may take to open, ms (default 10000). */
   connectTimeoutMs?: number;

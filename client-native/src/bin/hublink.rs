@@ -88,8 +88,9 @@ struct Common {
     /// Largest reconnect delay.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     backoff_max: Duration,
-    /// Fixed liveness timeout; by default derived from the server's
-    /// heartbeat interval plus 10 s.
+    /// Fixed liveness timeout; by default the server's advertised heartbeat
+    /// interval, else the one observed between its heartbeats, plus 10 s
+    /// (60 s until either is known).
     #[arg(long, value_parser = parse_duration)]
     heartbeat_timeout: Option<Duration>,
     /// Time allowed for one connection attempt.
