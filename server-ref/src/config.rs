@@ -120,7 +120,8 @@ pub struct Config {
     #[arg(long, env = "HUBLINK_RATE_BURST", default_value_t = 200.0)]
     pub rate_burst: f64,
 
-    /// Frames queued per connection before it is closed as a slow consumer (4009).
+    /// Live frames queued per connection before it is closed as a slow consumer
+    /// (4009). A replay after `since` is not counted: it is paced by the socket.
     #[arg(long, env = "HUBLINK_SEND_QUEUE", default_value_t = 256)]
     pub send_queue: usize,
 
