@@ -35,6 +35,9 @@ fn config() -> Config {
             c.jwt_secret = Some("fuzz-secret".into());
             c.max_subscriptions = 8;
             c.max_errors = 16;
+            // Small limits reach their error paths with short inputs; the
+            // harness drains the queue only after each input, so a larger
+            // queue keeps every frame an input causes visible to it.
             c.send_queue = 4096;
             c.history_size = 8;
             c.max_topic_len = 64;

@@ -230,12 +230,14 @@ async fn live_messages_during_a_long_replay_follow_it_in_order() {
     c.send_json(json!({"type":"subscribe","topic":"other"}))
         .await;
     c.next_where("type", "subscribe_ack").await;
-    // Inside the window even once the 500 live messages below have pushed
-    // the first 500 out of it.
-    c.send_json(json!({"type":"subscribe","topic":"t","since":{"epoch":epoch,"seq":600}}))
+    // 900 to replay: 3.5 send queues.
+    c.send_json(json!({"type":"subscribe","topic":"t","since":{"epoch":epoch,"seq":100}}))
         .await;
+    let (go, started) = tokio::sync::oneshot::channel::<()>();
     let state = s.state.clone();
     let publisher = tokio::spawn(async move {
+        // From the ack on, while the replay is still going out.
+        let _ = started.await;
         for i in 1001..=1500u64 {
             state.publish("t", json!(i), None).await.unwrap();
             state.publish("other", json!(i), None).await.unwrap();
@@ -246,16 +248,17 @@ async fn live_messages_during_a_long_replay_follow_it_in_order() {
             }
         }
     });
-    let (mut next_t, mut next_other, mut acked) = (601u64, 1001u64, false);
+    let mut go = Some(go);
+    let (mut next_t, mut next_other) = (101u64, 1001u64);
     while next_t <= 1500 || next_other <= 1500 {
         let m = c.next_non_heartbeat().await;
         match (m["type"].as_str(), m["topic"].as_str()) {
             (Some("subscribe_ack"), Some("t")) => {
                 assert_eq!(m["recovered"], true, "{m}");
-                acked = true;
+                let _ = go.take().expect("one ack").send(());
             }
             (Some("message"), Some("t")) => {
-                assert!(acked, "a replayed message before its ack");
+                assert!(go.is_none(), "a replayed message before its ack");
                 assert_eq!(m["seq"], next_t, "gap or duplicate on t");
                 next_t += 1;
             }

@@ -320,6 +320,11 @@ async fn two_hundred_clients_lose_nothing_through_restarts_drops_and_black_holes
     const CHAOS: Duration = Duration::from_secs(55);
     let _serial = SERIAL.lock().await;
     let mut config = TestServer::config();
+    // A window of 5,000 messages and 10 minutes (defaults: 1,000 and 5
+    // minutes) so that no client falls out of it during 55 s of faults: this
+    // test counts losses inside the window, where every message is promised.
+    // Recovery at the default window and send queue is in
+    // server-ref/tests/history.rs.
     config.history_size = 5_000;
     config.history_age = Duration::from_secs(600);
     config.stale_timeout = Some(Duration::from_millis(1500));
@@ -399,6 +404,8 @@ async fn two_redis_nodes_lose_nothing_when_one_is_killed_again_and_again() {
         let mut config = TestServer::config();
         config.broker = BrokerKind::Redis;
         config.redis_url = redis.url();
+        // As above: a window no client falls out of; the defaults' twin is
+        // in server-ref/tests/redis_cluster.rs.
         config.history_size = 5_000;
         config.history_age = Duration::from_secs(600);
         config.stale_timeout = Some(Duration::from_millis(1500));
