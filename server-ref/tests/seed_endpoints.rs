@@ -30,17 +30,10 @@ async fn machines_endpoints_stream_go_hub_frames_with_pings() {
     assert_eq!(m["type"], "sensor_data");
     assert_eq!(m["data"], reading);
     assert!(m["timestamp"].as_str().unwrap().ends_with('Z'));
-    one.expect_silence(0.3).await; // CNC-002 is not for this one
-                                   // The all-machines client gets both, possibly batched with '\n'.
-    let mut got = Vec::new();
-    while got.len() < 2 {
-        let t = all.next_text_within(3.0).await.unwrap();
-        for line in t.split('\n') {
-            got.push(serde_json::from_str::<serde_json::Value>(line).unwrap());
-        }
-    }
-    assert_eq!(got[0]["type"], "sensor_data");
-    assert_eq!(got[1]["type"], "machine_status");
+    // CNC-002 is not for this one; the all-machines client gets both, one per frame.
+    one.expect_silence(0.3).await;
+    assert_eq!(all.next_json().await["type"], "sensor_data");
+    assert_eq!(all.next_json().await["type"], "machine_status");
     // WebSocket ping frames arrive.
     let ping = tokio::time::timeout(Duration::from_secs(2), async {
         loop {
@@ -51,6 +44,63 @@ async fn machines_endpoints_stream_go_hub_frames_with_pings() {
     })
     .await;
     assert!(ping.is_ok(), "a ping frame within 2 s");
+    s.stop().await;
+}
+
+/// The seed frontend (000) runs `JSON.parse(event.data)` on every frame, so a
+/// frame must hold exactly one message even when many are queued at once
+/// (the Go hub would join them with `\n`). The test's runtime has one thread:
+/// the writer cannot run until all of them are queued.
+#[tokio::test]
+async fn machines_frames_hold_one_message_each_however_many_are_queued() {
+    let s = start(config()).await;
+    let mut all = s.client("/ws/machines").await;
+    let mut one = s.client("/ws/machines/CNC-001").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for i in 0..100 {
+        s.publish(
+            "machines.CNC-001",
+            json!({"type":"sensor_data","data":{"machine_id":"CNC-001","n":i}}),
+        )
+        .await;
+    }
+    for c in [&mut all, &mut one] {
+        for i in 0..100 {
+            let t = c.next_text_within(3.0).await.expect("a frame within 3 s");
+            let m: serde_json::Value = serde_json::from_str(&t)
+                .unwrap_or_else(|e| panic!("frame {i} is not one JSON message ({e}): {t:.200}"));
+            assert_eq!(m["data"]["n"], i);
+        }
+    }
+    s.stop().await;
+}
+
+/// `/ws/machines/` routes as the Go seed's `/ws/machines/` handler does: the
+/// machine id is the first path segment; an empty one is `400 Machine ID required`.
+#[tokio::test]
+async fn machines_path_routes_as_the_go_handler() {
+    let s = start(config()).await;
+    for path in ["/ws/machines/", "/ws/machines/?id=CNC-001"] {
+        let (status, body) = http(s.addr, "GET", path, &[], "").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (400, "Machine ID required\n"),
+            "{path}"
+        );
+        assert_eq!(
+            Client::try_connect(&s.url(path), &[]).await.err(),
+            Some(400)
+        );
+    }
+    let mut slash = s.client("/ws/machines/CNC-001/").await;
+    let mut deeper = s.client("/ws/machines/CNC-001/live").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.publish("machines.CNC-002", json!({"temperature": 2}))
+        .await;
+    s.publish("machines.CNC-001", json!({"temperature": 1}))
+        .await;
+    assert_eq!(slash.next_json().await["data"]["temperature"], 1);
+    assert_eq!(deeper.next_json().await["data"]["temperature"], 1);
     s.stop().await;
 }
 
