@@ -104,6 +104,95 @@ async fn machines_path_routes_as_the_go_handler() {
     s.stop().await;
 }
 
+/// A token as the serverless seed (003) mints it, with raw JSON claims.
+fn seed_token(claims: serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// Status and body of a refused upgrade.
+async fn refusal(url: &str) -> (u16, String) {
+    use tokio_tungstenite::tungstenite::Error;
+    match tokio_tungstenite::connect_async(url).await {
+        Err(Error::Http(r)) => (
+            r.status().as_u16(),
+            String::from_utf8_lossy(r.body().as_deref().unwrap_or_default()).into_owned(),
+        ),
+        Err(e) => panic!("{url}: {e}"),
+        Ok(_) => panic!("{url}: upgraded"),
+    }
+}
+
+/// The serverless seed's tokens name the user `userId` and the branch
+/// `branchId` (its getStatus reply and broadcast helpers use those names);
+/// such a token joins the rooms the document's wscat session shows, in its order.
+#[tokio::test]
+async fn actions_accept_the_serverless_seeds_claim_names() {
+    let mut cfg = config();
+    cfg.jwt_secret = Some(SECRET.into());
+    let s = start(cfg).await;
+    let exp = hublink_server::now_ms() / 1000 + 3600;
+    let iat = exp - 3600;
+    let t = seed_token(
+        json!({"userId":"def456","branchId":"abc123","role":"admin","iat":iat,"exp":exp}),
+    );
+    let mut c = s.client(&format!("/dev?token={t}")).await;
+    c.send_json(json!({"action":"getRooms"})).await;
+    assert_eq!(
+        c.next_json().await,
+        json!({"action":"getRooms","rooms":["branch:abc123","user:def456","role:admin:abc123"],"count":3})
+    );
+    c.send_json(json!({"action":"getStatus"})).await;
+    let st = c.next_json().await;
+    assert_eq!(
+        (&st["userId"], &st["branchId"], &st["role"]),
+        (&json!("def456"), &json!("abc123"), &json!("admin"))
+    );
+    // broadcastToBranch / sendToUser / broadcastToRole reach it.
+    for room in ["branch:abc123", "user:def456", "role:admin:abc123"] {
+        s.state
+            .publish_event(&[room.into()], "notification:alert", json!({"to": room}))
+            .await
+            .unwrap();
+        assert_eq!(c.next_json().await["data"]["to"], room);
+    }
+    // Its branch is the token's: another branch's room is refused.
+    c.send_json(json!({"action":"subscribe","data":{"room":"branch:other"}}))
+        .await;
+    assert_eq!(c.next_json().await["code"], "forbidden");
+
+    // Both names for the same thing: fine when they agree, refused (naming
+    // both claims) when they do not.
+    let same = seed_token(json!({"sub":"def456","userId":"def456","branchId":"abc123","exp":exp}));
+    let mut c2 = s.client(&format!("/dev?token={same}")).await;
+    c2.send_json(json!({"action":"getRooms"})).await;
+    assert_eq!(
+        c2.next_json().await["rooms"],
+        json!(["branch:abc123", "user:def456"])
+    );
+    for (claims, names) in [
+        (
+            json!({"sub":"u1","userId":"u2","exp":exp}),
+            ["\"sub\"", "\"userId\""],
+        ),
+        (
+            json!({"branch":"b1","branchId":"b2","exp":exp}),
+            ["\"branch\"", "\"branchId\""],
+        ),
+    ] {
+        let (status, body) = refusal(&s.url(&format!("/dev?token={}", seed_token(claims)))).await;
+        assert_eq!(status, 401, "{body}");
+        for n in names {
+            assert!(body.contains(n), "{body:?} names {n}");
+        }
+    }
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn devices_endpoint_connected_subscribe_channels_ping() {
     let s = start(config()).await;
@@ -232,7 +321,7 @@ async fn actions_dialect_rooms_are_scoped_by_branch() {
     a.send_json(json!({"action":"getRooms"})).await;
     assert_eq!(
         a.next_json().await,
-        json!({"action":"getRooms","rooms":["branch:b1","role:admin:b1","user:u1"],"count":3})
+        json!({"action":"getRooms","rooms":["branch:b1","user:u1","role:admin:b1"],"count":3})
     );
 
     // Another branch's rooms are refused.
