@@ -250,6 +250,15 @@ async fn devices_demo_feed_sends_every_stream() {
     let mut seen = std::collections::BTreeSet::new();
     while seen.len() < 4 {
         let m = c.next_json().await;
+        if m["type"] == "history" {
+            // As the seed labels points: toLocaleTimeString('en-US', {hour:'2-digit', minute:'2-digit'}).
+            let t = m["data"]["cpu"][0]["time"].as_str().unwrap().to_string();
+            let b = t.as_bytes();
+            assert!(
+                t.len() == 8 && b[2] == b':' && (t.ends_with(" AM") || t.ends_with(" PM")),
+                "history time {t:?} is not like \"02:30 PM\""
+            );
+        }
         seen.insert(m["type"].as_str().unwrap().to_string());
     }
     s.stop().await;
