@@ -7,12 +7,17 @@ use serde::{Deserialize, Serialize};
 use crate::{Error, Result};
 
 /// The claims hublink-server reads from a token. Unknown claims are ignored.
+///
+/// The user and the branch may also be named `userId` and `branchId`, as the
+/// serverless seed backend names them; a token that names one of them both
+/// ways with different values is refused.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(try_from = "RawClaims")]
 pub struct Claims {
-    /// The user.
+    /// The user (also read from `userId`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
-    /// The user's branch: scopes the actions dialect's rooms.
+    /// The user's branch (also read from `branchId`): scopes the actions dialect's rooms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
     /// The user's role (`role:{role}:{branch}` room).
@@ -30,6 +35,52 @@ pub struct Claims {
     /// Not-before, seconds since the epoch (checked when present).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<u64>,
+}
+
+/// A token's claims as written, before the seed's names are folded in.
+#[derive(Deserialize)]
+struct RawClaims {
+    sub: Option<String>,
+    #[serde(rename = "userId")]
+    user_id: Option<String>,
+    branch: Option<String>,
+    #[serde(rename = "branchId")]
+    branch_id: Option<String>,
+    role: Option<String>,
+    topics: Option<Vec<String>>,
+    publish: Option<Vec<String>>,
+    exp: Option<u64>,
+    nbf: Option<u64>,
+}
+
+/// One claim under two names: either, or both when they agree.
+fn either(
+    what: &str,
+    (ours, a): (&str, Option<String>),
+    (theirs, b): (&str, Option<String>),
+) -> std::result::Result<Option<String>, String> {
+    match (a, b) {
+        (Some(a), Some(b)) if a != b => Err(format!(
+            "the token names its {what} twice with different values: \"{ours}\" is {a:?}, \"{theirs}\" is {b:?}"
+        )),
+        (a, b) => Ok(a.or(b)),
+    }
+}
+
+impl TryFrom<RawClaims> for Claims {
+    type Error = String;
+
+    fn try_from(r: RawClaims) -> std::result::Result<Claims, String> {
+        Ok(Claims {
+            sub: either("user", ("sub", r.sub), ("userId", r.user_id))?,
+            branch: either("branch", ("branch", r.branch), ("branchId", r.branch_id))?,
+            role: r.role,
+            topics: r.topics,
+            publish: r.publish,
+            exp: r.exp,
+            nbf: r.nbf,
+        })
+    }
 }
 
 impl Claims {
@@ -293,6 +344,43 @@ mod tests {
         assert!(room_allowed(Some(&c), "order:9", None).is_ok());
         assert!(room_allowed(Some(&c), "order:9", Some("b2")).is_err());
         assert!(room_allowed(Some(&c), "nocolon", None).is_err());
+    }
+
+    #[test]
+    fn seed_claim_names() {
+        let v = Verifier::new(b"k");
+        let tok = |c: serde_json::Value| {
+            jsonwebtoken::encode(&Header::default(), &c, &EncodingKey::from_secret(b"k")).unwrap()
+        };
+        let c = v
+            .verify(&tok(
+                serde_json::json!({"userId":"u","branchId":"b","role":"admin","iat":1}),
+            ))
+            .unwrap();
+        assert_eq!(
+            (c.sub.as_deref(), c.branch.as_deref(), c.role.as_deref()),
+            (Some("u"), Some("b"), Some("admin"))
+        );
+        let c = v
+            .verify(&tok(
+                serde_json::json!({"sub":"u","userId":"u","branch":"b"}),
+            ))
+            .unwrap();
+        assert_eq!(
+            (c.sub.as_deref(), c.branch.as_deref()),
+            (Some("u"), Some("b"))
+        );
+        let e = v
+            .verify(&tok(serde_json::json!({"branch":"b1","branchId":"b2"})))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("\"branch\" is \"b1\", \"branchId\" is \"b2\""),
+            "{e}"
+        );
+        // Signing writes hublink's own names.
+        let t = sign(b"k", &c).unwrap();
+        assert_eq!(v.verify(&t).unwrap(), c);
     }
 
     #[test]

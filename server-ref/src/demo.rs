@@ -17,6 +17,20 @@ fn jitter(base: f64, spread: f64) -> f64 {
     base + (fastrand::f64() - 0.5) * 2.0 * spread
 }
 
+/// A whole number, as the seeds send counts and speeds (`8500`, not `8500.0`).
+fn int(x: f64) -> i64 {
+    x.round() as i64
+}
+
+/// `hh:mm AM`, in UTC: the seed labels history points with
+/// `toLocaleTimeString('en-US', {hour: '2-digit', minute: '2-digit'})`.
+fn clock_label(ms: u64) -> String {
+    let minutes = ms / 60_000 % (24 * 60);
+    let (h, m) = (minutes / 60, minutes % 60);
+    let h12 = if h % 12 == 0 { 12 } else { h % 12 };
+    format!("{h12:02}:{m:02} {}", if h < 12 { "AM" } else { "PM" })
+}
+
 fn round(x: f64, digits: i32) -> f64 {
     let p = 10f64.powi(digits);
     (x * p).round() / p
@@ -50,13 +64,13 @@ async fn machines(state: Arc<AppState>) {
             let data = json!({
                 "machine_id": id,
                 "temperature": round(jitter(25.0 + i as f64 * 3.0, 1.5), 1),
-                "spindle_speed": if running { jitter(8500.0, 400.0).round() } else { 0.0 },
+                "spindle_speed": if running { int(jitter(8500.0, 400.0)) } else { 0 },
                 "timestamp": iso8601(now_ms()),
                 "x_pos_mm": round(jitter(100.0, 50.0), 1),
                 "y_pos_mm": round(jitter(200.0, 50.0), 1),
                 "z_pos_mm": round(jitter(50.0, 10.0), 1),
-                "feed_rate_actual": if running { jitter(1200.0, 100.0).round() } else { 0.0 },
-                "spindle_load_percent": if running { jitter(70.0, 10.0).round() } else { 0.0 },
+                "feed_rate_actual": if running { int(jitter(1200.0, 100.0)) } else { 0 },
+                "spindle_load_percent": if running { int(jitter(70.0, 10.0)) } else { 0 },
                 "machine_state": machine_state,
                 "active_program_line": n % 500,
                 "total_power_kw": round(if running { jitter(15.0, 2.0) } else { jitter(1.2, 0.2) }, 1),
@@ -236,11 +250,10 @@ async fn device_feed(state: Arc<AppState>, uuid: String) {
                     "hostname": format!("device-{}", &uuid[..uuid.len().min(8)]),
                     "ipAddress": "192.168.1.42", "macAddress": "02:42:ac:11:00:02"}), None).await;
                 let points: Vec<u64> = (0..30u64).rev().map(|i| now - i * 60_000).collect();
-                let hhmm = |ms: u64| iso8601(ms)[11..16].to_string();
                 let _ = state.publish(&format!("devices.{uuid}.history"), json!({
-                    "cpu": points.iter().map(|&t| json!({"time": hhmm(t), "value": jitter(35.0, 15.0).round()})).collect::<Vec<_>>(),
-                    "memory": points.iter().map(|&t| json!({"time": hhmm(t), "used": jitter(2048.0, 200.0).round(), "available": jitter(6144.0, 200.0).round()})).collect::<Vec<_>>(),
-                    "network": points.iter().map(|&t| json!({"time": hhmm(t), "download": jitter(500.0, 300.0).round(), "upload": jitter(120.0, 80.0).round()})).collect::<Vec<_>>(),
+                    "cpu": points.iter().map(|&t| json!({"time": clock_label(t), "value": int(jitter(35.0, 15.0))})).collect::<Vec<_>>(),
+                    "memory": points.iter().map(|&t| json!({"time": clock_label(t), "used": int(jitter(2048.0, 200.0)), "available": int(jitter(6144.0, 200.0))})).collect::<Vec<_>>(),
+                    "network": points.iter().map(|&t| json!({"time": clock_label(t), "download": int(jitter(500.0, 300.0)), "upload": int(jitter(120.0, 80.0))})).collect::<Vec<_>>(),
                 }), None).await;
                 let _ = state.publish(&format!("devices.{uuid}.network-interfaces"), json!({"interfaces": [
                     {"name": "eth0", "ip4": "192.168.1.42", "mac": "02:42:ac:11:00:02", "operstate": "up", "speed": 1000},
@@ -253,5 +266,18 @@ async fn device_feed(state: Arc<AppState>, uuid: String) {
                     {"pid": 1, "name": "systemd", "cpu": 0.1, "mem": 0.2}]}), None).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_labels_are_en_us() {
+        assert_eq!(clock_label(0), "12:00 AM");
+        assert_eq!(clock_label(1_704_110_400_123), "12:00 PM"); // 2024-01-01T12:00:00Z
+        assert_eq!(clock_label(1_704_110_400_000 + 150 * 60_000), "02:30 PM");
+        assert_eq!(clock_label(1_704_110_400_000 - 60_000), "11:59 AM");
     }
 }

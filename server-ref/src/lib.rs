@@ -314,7 +314,13 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/v1/ws/", any(endpoints::canonical::topics))
         .route("/api/v1/ws", any(endpoints::canonical::topics))
         .route("/ws/machines", any(endpoints::machines::all))
+        .route("/ws/machines/", any(endpoints::machines::missing_id))
         .route("/ws/machines/{id}", any(endpoints::machines::one))
+        .route("/ws/machines/{id}/", any(endpoints::machines::one))
+        .route(
+            "/ws/machines/{id}/{*rest}",
+            any(endpoints::machines::one_deeper),
+        )
         .route("/api/v1/devices/{uuid}/ws", any(endpoints::devices::ws))
         .route("/api/v1/actions", any(endpoints::actions::ws))
         .route("/actions", any(endpoints::actions::ws))

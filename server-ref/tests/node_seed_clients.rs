@@ -1,11 +1,18 @@
-//! Node clients written as the seed documents' JavaScript snippets behave
-//! (tests/seed-clients/*.mjs, using the `ws` package) run against the matching
-//! endpoints of a `--demo` server and must receive what the documents say.
+//! The seed documents' clients against hublink-server.
+//!
+//! - The documents' own code, byte for byte (tests/seed-clients/snippets/ and
+//!   sessions/), run in Node with the `ws` package as `WebSocket`
+//!   (run-snippets.mjs) and replayed as their wscat / Postman sessions
+//!   (run-sessions.mjs), against the built `hublink-server --demo`.
+//! - Node clients that behave as the documents' frontends do
+//!   (tests/seed-clients/*.mjs) against each endpoint of an in-process server.
 
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
@@ -136,4 +143,99 @@ async fn seed_document_clients_receive_what_the_documents_promise() {
         eprintln!("{name}: ok");
     }
     s.stop().await;
+}
+
+/// Kills the server when the test ends, however it ends.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The built `hublink-server --demo` with snippets.mjs's SERVER_ARGS, on a
+/// free port; returns it with the `ws://` base and the JWT secret its banner
+/// printed. Its output is drained (and kept, for failure messages).
+fn spawn_demo_server() -> (Proc, String, String, Arc<Mutex<String>>) {
+    // As SERVER_ARGS in tests/seed-clients/snippets.mjs: faster feeds than the
+    // defaults only so that a few seconds see several of each.
+    let child = Command::new(env!("CARGO_BIN_EXE_hublink-server"))
+        .args(["--demo", "--listen", "127.0.0.1:0"])
+        .args([
+            "--demo-machine-period",
+            "200ms",
+            "--demo-order-period",
+            "300ms",
+        ])
+        .args(["--heartbeat-interval", "1s"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start hublink-server");
+    let mut p = Proc(child);
+    let out = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = p.0.stdout.take().unwrap();
+    let log = out.clone();
+    std::thread::spawn(move || {
+        let (mut addr, mut secret) = (None, None);
+        for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
+            log.lock().unwrap().push_str(&format!("{line}\n"));
+            if let Some(a) = line.split("demo mode on http://").nth(1) {
+                addr = Some(a.trim().to_string());
+            }
+            if let Some(s) = line.split("(HUBLINK_JWT_SECRET): ").nth(1) {
+                secret = Some(s.trim().to_string());
+            }
+            if let (Some(a), Some(s)) = (&addr, &secret) {
+                let _ = tx.send((a.clone(), s.clone()));
+            }
+        }
+    });
+    let (addr, secret) = rx
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("no demo banner: {}", out.lock().unwrap()));
+    (p, format!("ws://{addr}"), secret, out)
+}
+
+#[test]
+fn seed_documents_own_code_runs_unchanged_against_the_demo_server() {
+    if node_ready().is_none() {
+        return;
+    }
+    let (_server, base, secret, log) = spawn_demo_server();
+    let runners = ["run-snippets.mjs", "run-sessions.mjs"].map(|script| {
+        let path = repo_root().join("tests/seed-clients").join(script);
+        let (base, secret) = (base.clone(), secret.clone());
+        std::thread::spawn(move || {
+            let out = Command::new("node")
+                .arg(&path)
+                .arg(&base)
+                .arg(&secret)
+                .output()
+                .expect("run node");
+            (script, out)
+        })
+    });
+    let mut failed = Vec::new();
+    for r in runners {
+        let (script, out) = r.join().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        eprintln!("{script}:\n{stdout}");
+        if !out.status.success() {
+            failed.push(format!(
+                "{script}:\n{stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "seed code failed against hublink-server:\n{}\nserver output:\n{}",
+        failed.join("\n"),
+        log.lock().unwrap()
+    );
 }

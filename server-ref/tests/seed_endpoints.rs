@@ -30,17 +30,10 @@ async fn machines_endpoints_stream_go_hub_frames_with_pings() {
     assert_eq!(m["type"], "sensor_data");
     assert_eq!(m["data"], reading);
     assert!(m["timestamp"].as_str().unwrap().ends_with('Z'));
-    one.expect_silence(0.3).await; // CNC-002 is not for this one
-                                   // The all-machines client gets both, possibly batched with '\n'.
-    let mut got = Vec::new();
-    while got.len() < 2 {
-        let t = all.next_text_within(3.0).await.unwrap();
-        for line in t.split('\n') {
-            got.push(serde_json::from_str::<serde_json::Value>(line).unwrap());
-        }
-    }
-    assert_eq!(got[0]["type"], "sensor_data");
-    assert_eq!(got[1]["type"], "machine_status");
+    // CNC-002 is not for this one; the all-machines client gets both, one per frame.
+    one.expect_silence(0.3).await;
+    assert_eq!(all.next_json().await["type"], "sensor_data");
+    assert_eq!(all.next_json().await["type"], "machine_status");
     // WebSocket ping frames arrive.
     let ping = tokio::time::timeout(Duration::from_secs(2), async {
         loop {
@@ -51,6 +44,152 @@ async fn machines_endpoints_stream_go_hub_frames_with_pings() {
     })
     .await;
     assert!(ping.is_ok(), "a ping frame within 2 s");
+    s.stop().await;
+}
+
+/// The seed frontend (000) runs `JSON.parse(event.data)` on every frame, so a
+/// frame must hold exactly one message even when many are queued at once
+/// (the Go hub would join them with `\n`). The test's runtime has one thread:
+/// the writer cannot run until all of them are queued.
+#[tokio::test]
+async fn machines_frames_hold_one_message_each_however_many_are_queued() {
+    let s = start(config()).await;
+    let mut all = s.client("/ws/machines").await;
+    let mut one = s.client("/ws/machines/CNC-001").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for i in 0..100 {
+        s.publish(
+            "machines.CNC-001",
+            json!({"type":"sensor_data","data":{"machine_id":"CNC-001","n":i}}),
+        )
+        .await;
+    }
+    for c in [&mut all, &mut one] {
+        for i in 0..100 {
+            let t = c.next_text_within(3.0).await.expect("a frame within 3 s");
+            let m: serde_json::Value = serde_json::from_str(&t)
+                .unwrap_or_else(|e| panic!("frame {i} is not one JSON message ({e}): {t:.200}"));
+            assert_eq!(m["data"]["n"], i);
+        }
+    }
+    s.stop().await;
+}
+
+/// `/ws/machines/` routes as the Go seed's `/ws/machines/` handler does: the
+/// machine id is the first path segment; an empty one is `400 Machine ID required`.
+#[tokio::test]
+async fn machines_path_routes_as_the_go_handler() {
+    let s = start(config()).await;
+    for path in ["/ws/machines/", "/ws/machines/?id=CNC-001"] {
+        let (status, body) = http(s.addr, "GET", path, &[], "").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (400, "Machine ID required\n"),
+            "{path}"
+        );
+        assert_eq!(
+            Client::try_connect(&s.url(path), &[]).await.err(),
+            Some(400)
+        );
+    }
+    let mut slash = s.client("/ws/machines/CNC-001/").await;
+    let mut deeper = s.client("/ws/machines/CNC-001/live").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.publish("machines.CNC-002", json!({"temperature": 2}))
+        .await;
+    s.publish("machines.CNC-001", json!({"temperature": 1}))
+        .await;
+    assert_eq!(slash.next_json().await["data"]["temperature"], 1);
+    assert_eq!(deeper.next_json().await["data"]["temperature"], 1);
+    s.stop().await;
+}
+
+/// A token as the serverless seed (003) mints it, with raw JSON claims.
+fn seed_token(claims: serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// Status and body of a refused upgrade.
+async fn refusal(url: &str) -> (u16, String) {
+    use tokio_tungstenite::tungstenite::Error;
+    match tokio_tungstenite::connect_async(url).await {
+        Err(Error::Http(r)) => (
+            r.status().as_u16(),
+            String::from_utf8_lossy(r.body().as_deref().unwrap_or_default()).into_owned(),
+        ),
+        Err(e) => panic!("{url}: {e}"),
+        Ok(_) => panic!("{url}: upgraded"),
+    }
+}
+
+/// The serverless seed's tokens name the user `userId` and the branch
+/// `branchId` (its getStatus reply and broadcast helpers use those names);
+/// such a token joins the rooms the document's wscat session shows, in its order.
+#[tokio::test]
+async fn actions_accept_the_serverless_seeds_claim_names() {
+    let mut cfg = config();
+    cfg.jwt_secret = Some(SECRET.into());
+    let s = start(cfg).await;
+    let exp = hublink_server::now_ms() / 1000 + 3600;
+    let iat = exp - 3600;
+    let t = seed_token(
+        json!({"userId":"def456","branchId":"abc123","role":"admin","iat":iat,"exp":exp}),
+    );
+    let mut c = s.client(&format!("/dev?token={t}")).await;
+    c.send_json(json!({"action":"getRooms"})).await;
+    assert_eq!(
+        c.next_json().await,
+        json!({"action":"getRooms","rooms":["branch:abc123","user:def456","role:admin:abc123"],"count":3})
+    );
+    c.send_json(json!({"action":"getStatus"})).await;
+    let st = c.next_json().await;
+    assert_eq!(
+        (&st["userId"], &st["branchId"], &st["role"]),
+        (&json!("def456"), &json!("abc123"), &json!("admin"))
+    );
+    // broadcastToBranch / sendToUser / broadcastToRole reach it.
+    for room in ["branch:abc123", "user:def456", "role:admin:abc123"] {
+        s.state
+            .publish_event(&[room.into()], "notification:alert", json!({"to": room}))
+            .await
+            .unwrap();
+        assert_eq!(c.next_json().await["data"]["to"], room);
+    }
+    // Its branch is the token's: another branch's room is refused.
+    c.send_json(json!({"action":"subscribe","data":{"room":"branch:other"}}))
+        .await;
+    assert_eq!(c.next_json().await["code"], "forbidden");
+
+    // Both names for the same thing: fine when they agree, refused (naming
+    // both claims) when they do not.
+    let same = seed_token(json!({"sub":"def456","userId":"def456","branchId":"abc123","exp":exp}));
+    let mut c2 = s.client(&format!("/dev?token={same}")).await;
+    c2.send_json(json!({"action":"getRooms"})).await;
+    assert_eq!(
+        c2.next_json().await["rooms"],
+        json!(["branch:abc123", "user:def456"])
+    );
+    for (claims, names) in [
+        (
+            json!({"sub":"u1","userId":"u2","exp":exp}),
+            ["\"sub\"", "\"userId\""],
+        ),
+        (
+            json!({"branch":"b1","branchId":"b2","exp":exp}),
+            ["\"branch\"", "\"branchId\""],
+        ),
+    ] {
+        let (status, body) = refusal(&s.url(&format!("/dev?token={}", seed_token(claims)))).await;
+        assert_eq!(status, 401, "{body}");
+        for n in names {
+            assert!(body.contains(n), "{body:?} names {n}");
+        }
+    }
     s.stop().await;
 }
 
@@ -111,6 +250,15 @@ async fn devices_demo_feed_sends_every_stream() {
     let mut seen = std::collections::BTreeSet::new();
     while seen.len() < 4 {
         let m = c.next_json().await;
+        if m["type"] == "history" {
+            // As the seed labels points: toLocaleTimeString('en-US', {hour:'2-digit', minute:'2-digit'}).
+            let t = m["data"]["cpu"][0]["time"].as_str().unwrap().to_string();
+            let b = t.as_bytes();
+            assert!(
+                t.len() == 8 && b[2] == b':' && (t.ends_with(" AM") || t.ends_with(" PM")),
+                "history time {t:?} is not like \"02:30 PM\""
+            );
+        }
         seen.insert(m["type"].as_str().unwrap().to_string());
     }
     s.stop().await;
@@ -182,7 +330,7 @@ async fn actions_dialect_rooms_are_scoped_by_branch() {
     a.send_json(json!({"action":"getRooms"})).await;
     assert_eq!(
         a.next_json().await,
-        json!({"action":"getRooms","rooms":["branch:b1","role:admin:b1","user:u1"],"count":3})
+        json!({"action":"getRooms","rooms":["branch:b1","user:u1","role:admin:b1"],"count":3})
     );
 
     // Another branch's rooms are refused.

@@ -4,10 +4,12 @@
 //! `{"type":"order:status_changed","data":{...},"timestamp":...,"room":...}`.
 //!
 //! Rooms are topics `room:{room}`. On connect the client joins `branch:{branch}`,
-//! `user:{sub}` and `role:{role}:{branch}` from its token; other rooms are
-//! checked by [`crate::auth::room_allowed`].
+//! `user:{sub}` and `role:{role}:{branch}` from its token (`sub`/`branch` may be
+//! named `userId`/`branchId`, as the seed's tokens name them); other rooms are
+//! checked by [`crate::auth::room_allowed`]. `getRooms` lists them in the order
+//! they were joined, as the seed's session shows them.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::WebSocketUpgrade;
@@ -42,7 +44,7 @@ pub(crate) async fn ws(
         admitted,
         opts,
         Actions {
-            rooms: BTreeSet::new(),
+            rooms: Vec::new(),
             sub: None,
             connected_at: now_ms(),
         },
@@ -52,7 +54,7 @@ pub(crate) async fn ws(
 /// An actions-dialect handler, for the fuzz harness.
 pub(crate) fn handler() -> Box<dyn Handler> {
     Box::new(Actions {
-        rooms: BTreeSet::new(),
+        rooms: Vec::new(),
         sub: None,
         connected_at: now_ms(),
     })
@@ -81,7 +83,8 @@ impl Subscriber for RoomSubscriber {
 }
 
 struct Actions {
-    rooms: BTreeSet<String>,
+    /// In the order joined.
+    rooms: Vec<String>,
     sub: Option<Arc<RoomSubscriber>>,
     connected_at: u64,
 }
@@ -102,7 +105,8 @@ impl Actions {
         ctx.state
             .may_subscribe(ctx.claims.as_ref(), &topic)
             .map_err(refused)?;
-        if !self.rooms.contains(room) && self.rooms.len() >= ctx.state.config.max_subscriptions {
+        let known = self.rooms.iter().any(|r| r == room);
+        if !known && self.rooms.len() >= ctx.state.config.max_subscriptions {
             return Err(JoinError::Refused(format!(
                 "cannot join room {room:?}: limit of {} rooms reached",
                 ctx.state.config.max_subscriptions
@@ -114,7 +118,9 @@ impl Actions {
             .subscribe(&topic, ctx.conn.id, sub, None, Box::new(|_| {}))
             .await
             .map_err(JoinError::Unavailable)?;
-        self.rooms.insert(room.to_string());
+        if !known {
+            self.rooms.push(room.to_string());
+        }
         Ok(())
     }
 
@@ -149,7 +155,7 @@ impl Actions {
         match action {
             "ping" => ctx.send_json(&json!({"action": "pong", "timestamp": iso8601(now_ms())})),
             "getRooms" => {
-                let rooms: Vec<&String> = self.rooms.iter().collect();
+                let rooms = &self.rooms;
                 ctx.send_json(&json!({"action": "getRooms", "rooms": rooms, "count": rooms.len()}));
             }
             "getStatus" => {
@@ -158,7 +164,7 @@ impl Actions {
                     "action": "getStatus", "connected": true,
                     "connectionId": format!("conn-{}", ctx.conn.id),
                     "userId": c.sub, "branchId": c.branch, "role": c.role,
-                    "rooms": self.rooms.iter().collect::<Vec<_>>(),
+                    "rooms": &self.rooms,
                     "connectedAt": iso8601(self.connected_at),
                 }));
             }
@@ -199,7 +205,8 @@ impl Actions {
                     Ok(r) => r,
                     Err(e) => return ctx.error("invalid_message", &e),
                 };
-                let ok = self.rooms.remove(&room);
+                let at = self.rooms.iter().position(|r| *r == room);
+                let ok = at.map(|i| self.rooms.remove(i)).is_some();
                 if ok {
                     ctx.state
                         .broker
@@ -224,15 +231,16 @@ impl Handler for Actions {
                 recent: Mutex::new(VecDeque::new()),
             }));
             let c = ctx.claims.clone().unwrap_or_default();
+            // The seed's order: branch, user, role.
             let mut auto = Vec::new();
             if let Some(b) = &c.branch {
                 auto.push(format!("branch:{b}"));
-                if let Some(r) = &c.role {
-                    auto.push(format!("role:{r}:{b}"));
-                }
             }
             if let Some(u) = &c.sub {
                 auto.push(format!("user:{u}"));
+            }
+            if let (Some(r), Some(b)) = (&c.role, &c.branch) {
+                auto.push(format!("role:{r}:{b}"));
             }
             for room in auto {
                 match self.join(ctx, &room).await {

@@ -1,6 +1,15 @@
 //! `/ws/machines` (every machine) and `/ws/machines/{id}` (one machine), as the
-//! Go hub serves them: `{"type","data","timestamp"}` frames, queued frames
-//! coalesced with `\n`, WebSocket pings every `--machines-ping-interval`.
+//! Go hub serves them: `{"type","data","timestamp"}` frames, WebSocket pings
+//! every `--machines-ping-interval`, client messages read and ignored.
+//!
+//! One message per text frame. The seed's Go hub joins queued messages with
+//! `\n` into one frame, but its own frontend runs `JSON.parse(event.data)` on
+//! every frame and so loses each such batch; this endpoint serves that
+//! frontend. (hublink's clients still accept `\n` batches from real Go hubs.)
+//!
+//! Paths route as the seed's `/ws/machines/` handler does: the machine id is
+//! the first segment after `/ws/machines/` (`/ws/machines/CNC-001/live` is
+//! CNC-001), and an empty one is `400 Machine ID required`, before any upgrade.
 //!
 //! Topics: machine `{id}` publishes on `machines.{id}`; data
 //! `{"type":"sensor_data"|"machine_status","data":{...}}` (a bare object is
@@ -28,6 +37,22 @@ pub(crate) async fn all(
     ws: WebSocketUpgrade,
 ) -> Response {
     serve(state, query, headers, ws, None)
+}
+
+/// `GET /ws/machines/`: no machine id, answered as the seed's handler answers.
+pub(crate) async fn missing_id() -> Response {
+    (StatusCode::BAD_REQUEST, "Machine ID required\n").into_response()
+}
+
+/// `GET /ws/machines/{id}/{*rest}`: the seed's handler takes the first segment.
+pub(crate) async fn one_deeper(
+    State(state): State<Arc<AppState>>,
+    Path((id, _rest)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    serve(state, query, headers, ws, Some(id))
 }
 
 /// `GET /ws/machines/{id}`.
@@ -72,10 +97,10 @@ fn serve(
         Metrics::inc(&state.metrics.rejected_forbidden);
         return (StatusCode::FORBIDDEN, format!("{e}\n")).into_response();
     }
-    // The Go hub: `\n`-joined batches, its own ping period, no JSON
-    // protocol to send `reconnect` on.
+    // The Go hub's ping period, no JSON protocol to send `reconnect` on; one
+    // message per frame (see the module's doc).
     let opts = DriveOptions {
-        batch: true,
+        batch: false,
         ping_interval: state.config.machines_ping_interval,
         reconnect_on_shutdown: false,
         ..DriveOptions::new(Endpoint::Machines, &state.config)
