@@ -349,7 +349,6 @@ pub(crate) trait Handler: Send + 'static {
 /// Per-endpoint options of the driver.
 pub(crate) struct DriveOptions {
     pub(crate) endpoint: Endpoint,
-    pub(crate) batch: bool,
     pub(crate) ping_interval: Duration,
     pub(crate) heartbeat: bool,
     pub(crate) reconnect_on_shutdown: bool,
@@ -364,7 +363,6 @@ impl DriveOptions {
     pub(crate) fn new(endpoint: Endpoint, config: &crate::Config) -> DriveOptions {
         DriveOptions {
             endpoint,
-            batch: false,
             ping_interval: config.heartbeat_interval,
             heartbeat: false,
             reconnect_on_shutdown: true,
@@ -555,7 +553,7 @@ async fn drive<H: Handler>(
         notify: Notify::new(),
         metrics: state.clone(),
     });
-    let mut writer = tokio::spawn(write_loop(sink, shared.clone(), opts.batch));
+    let mut writer = tokio::spawn(write_loop(sink, shared.clone()));
     let mut ctx = Ctx {
         conn: shared.clone(),
         state: state.clone(),
@@ -694,9 +692,9 @@ async fn drive<H: Handler>(
     tracing::debug!(conn = id, endpoint = endpoint.name(), "disconnected");
 }
 
-async fn write_loop(sink: SplitSink<WebSocket, Message>, shared: Arc<ConnShared>, batch: bool) {
+async fn write_loop(sink: SplitSink<WebSocket, Message>, shared: Arc<ConnShared>) {
     let mut sink = sink;
-    write_frames(&mut sink, &shared, batch).await;
+    write_frames(&mut sink, &shared).await;
     shared.writer_stopped();
     let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
 }
@@ -705,7 +703,7 @@ async fn write_loop(sink: SplitSink<WebSocket, Message>, shared: Arc<ConnShared>
 /// WebSocket's write buffer and flushed once, so frames that piled up while the
 /// previous write was under way leave in one `write`. Returns on a close request
 /// (after sending it) or a write error or timeout.
-async fn write_frames(sink: &mut SplitSink<WebSocket, Message>, shared: &ConnShared, batch: bool) {
+async fn write_frames(sink: &mut SplitSink<WebSocket, Message>, shared: &ConnShared) {
     let wt = Duration::from_secs(10);
     let metrics = &shared.metrics.metrics;
     let mut frames: VecDeque<Out> = VecDeque::new();
@@ -723,7 +721,7 @@ async fn write_frames(sink: &mut SplitSink<WebSocket, Message>, shared: &ConnSha
                 shared.outbox().take_all(&mut frames);
                 let n = frames.iter().filter(|f| matches!(f, Out::Frame(_))).count() as u64;
                 if n > 0 {
-                    match tokio::time::timeout(wt, write_batch(sink, &mut frames, batch)).await {
+                    match tokio::time::timeout(wt, write_batch(sink, &mut frames)).await {
                         Ok(Ok(())) => {
                             metrics.messages_out.fetch_add(n, Ordering::Relaxed);
                         }
@@ -759,7 +757,7 @@ async fn write_frames(sink: &mut SplitSink<WebSocket, Message>, shared: &ConnSha
         // it is declared a slow consumer, give up on it at once rather than
         // hold its buffers for the rest of the timeout.
         let written = {
-            let write = tokio::time::timeout(wt, write_batch(sink, &mut frames, batch));
+            let write = tokio::time::timeout(wt, write_batch(sink, &mut frames));
             tokio::pin!(write);
             loop {
                 tokio::select! {
@@ -793,39 +791,15 @@ async fn write_frames(sink: &mut SplitSink<WebSocket, Message>, shared: &ConnSha
 async fn write_batch(
     sink: &mut SplitSink<WebSocket, Message>,
     frames: &mut VecDeque<Out>,
-    batch: bool,
 ) -> Result<(), axum::Error> {
     while let Some(out) = frames.pop_front() {
         let msg = match out {
             Out::Ping => Message::Ping(Bytes::new()),
-            Out::Frame(f) if batch => Message::Text(join_lines(f, frames)),
             Out::Frame(f) => Message::Text(f),
         };
         sink.feed(msg).await?;
     }
     sink.flush().await
-}
-
-/// For endpoints that batch (gorilla-hub style): `first` and up to 63 more
-/// queued frames (stopping at a ping) joined with `\n` into one text frame.
-fn join_lines(first: Utf8Bytes, frames: &mut VecDeque<Out>) -> Utf8Bytes {
-    if !matches!(frames.front(), Some(Out::Frame(_))) {
-        return first;
-    }
-    let mut s = first.as_str().to_string();
-    let mut n = 1;
-    while n < 64 {
-        match frames.front() {
-            Some(Out::Frame(g)) => {
-                s.push('\n');
-                s.push_str(g.as_str());
-                frames.pop_front();
-                n += 1;
-            }
-            _ => break,
-        }
-    }
-    Utf8Bytes::from(s)
 }
 
 /// Parses a frame as one JSON value or, failing that, as `\n`-separated values.

@@ -100,7 +100,6 @@ fn serve(
     // The Go hub's ping period, no JSON protocol to send `reconnect` on; one
     // message per frame (see the module's doc).
     let opts = DriveOptions {
-        batch: false,
         ping_interval: state.config.machines_ping_interval,
         reconnect_on_shutdown: false,
         ..DriveOptions::new(Endpoint::Machines, &state.config)
