@@ -288,6 +288,9 @@ async fn topics_dialect_acks_heartbeats_and_tagged_data() {
         json!(["central_ABC123", "event_updates", "task_completion_update"])
     );
     let hb = c.next_where("type", "heartbeat").await;
+    // The seed's shape (002), nothing more: `{"type":"heartbeat","timestamp"}`.
+    let keys: Vec<&String> = hb.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["timestamp", "type"], "{hb}");
     c.send_json(json!({"type":"heartbeat","timestamp":hb["timestamp"]}))
         .await;
     s.publish(

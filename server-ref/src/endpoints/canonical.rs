@@ -174,16 +174,16 @@ impl Handler for Canonical {
     }
 
     fn on_heartbeat(&mut self, ctx: &mut Ctx) {
-        let ts = if self.topics_dialect {
-            now_ms() / 1000
+        if self.topics_dialect {
+            // The seed's own shape (002): Unix seconds, nothing else.
+            ctx.send_json(&json!({"type": "heartbeat", "timestamp": now_ms() / 1000}));
         } else {
-            now_ms()
-        };
-        ctx.send_json(&json!({
-            "type": "heartbeat",
-            "timestamp": ts,
-            "active_streams": ctx.state.broker.active_streams(),
-        }));
+            ctx.send_json(&json!({
+                "type": "heartbeat",
+                "timestamp": now_ms(),
+                "active_streams": ctx.state.broker.active_streams(),
+            }));
+        }
     }
 
     fn on_close(&mut self, ctx: &mut Ctx) {
