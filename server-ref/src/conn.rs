@@ -577,7 +577,16 @@ async fn drive<H: Handler>(
         tokio::time::interval_at(tokio::time::Instant::now() + hb_period, hb_period);
     let ping_period = opts.ping_interval.max(Duration::from_millis(10));
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_period, ping_period);
-    let stale = state.config.stale_timeout();
+    // A silent client is alive while it answers pings: the derived default
+    // also leaves room for this endpoint's own ping period (the machines
+    // endpoints ping every 54 s, whatever the heartbeat interval).
+    let stale = match state.config.stale_timeout {
+        Some(explicit) => explicit,
+        None => state
+            .config
+            .stale_timeout()
+            .max(opts.ping_interval * 2 + Duration::from_secs(10)),
+    };
     let mut last_inbound = tokio::time::Instant::now();
     let mut shutdown = state.shutdown.clone();
     let mut shutting_down = *shutdown.borrow();

@@ -484,3 +484,28 @@ async fn machines_data_is_the_same_topic_on_ws() {
     assert_eq!(m.next_json().await["data"]["temperature"], 20);
     s.stop().await;
 }
+
+/// The seed's machines frontend sends nothing and answers only the
+/// endpoint's WebSocket pings. With a heartbeat interval short enough that
+/// 2 x heartbeat + 10 s is below the ping period, it used to be closed 4008
+/// before its first ping; the derived stale timeout now covers the ping period.
+#[tokio::test]
+async fn a_silent_machines_client_outlives_a_short_heartbeat_interval() {
+    let mut cfg = config();
+    // A ping period above 2 x heartbeat + 10 s (10.4 s here) reproduces what
+    // `--heartbeat-interval 10` does to the default 54 s period, in 12 s.
+    cfg.machines_ping_interval = std::time::Duration::from_secs(11);
+    cfg.stale_timeout = None;
+    let s = start(cfg).await;
+    let mut c = s.client("/ws/machines/CNC-001").await;
+    // Reading answers the pings (tungstenite pongs by itself).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(12);
+    while tokio::time::Instant::now() < deadline {
+        let _ = c.next_text_within(0.5).await;
+    }
+    assert_eq!(
+        metric(&s.metrics().await, "hublink_stale_closes_total"),
+        0.0
+    );
+    s.stop().await;
+}
