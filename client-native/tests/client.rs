@@ -234,3 +234,25 @@ fn connect_outside_a_runtime_is_an_error() {
         .unwrap_err();
     assert!(matches!(e, Error::NoRuntime), "{e}");
 }
+
+#[tokio::test]
+async fn a_wrong_path_is_an_upgrade_refusal_with_its_status_retried_slowly() {
+    let (addr, _state) = server(false).await;
+    let client = Client::builder(format!("ws://{addr}/nope"))
+        .connect()
+        .unwrap();
+    let mut events = client.events();
+    let e = next_event(
+        &mut events,
+        |e| matches!(e, Event::StateChanged(c) if c.to == State::Reconnecting),
+    )
+    .await;
+    let Event::StateChanged(change) = e else {
+        unreachable!()
+    };
+    assert_eq!(change.reason.name(), "upgrade_refused", "{change:?}");
+    assert!(format!("{:?}", change.reason).contains("404"), "{change:?}");
+    // Not fixed by retrying at once: the backoff jumps to its cap (30 s).
+    assert!(change.retry_in_ms.unwrap() >= 15_000, "{change:?}");
+    client.close().await;
+}
