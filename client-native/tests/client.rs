@@ -256,3 +256,22 @@ async fn a_wrong_path_is_an_upgrade_refusal_with_its_status_retried_slowly() {
     assert!(change.retry_in_ms.unwrap() >= 15_000, "{change:?}");
     client.close().await;
 }
+
+#[tokio::test]
+async fn the_subprotocol_the_server_selected_is_known_once_connected() {
+    let (addr, _state) = server(false).await;
+    let client = Client::builder(format!("ws://{addr}/ws"))
+        .connect()
+        .unwrap();
+    assert_eq!(client.subprotocol(), None, "before the first connection");
+    client.connected_within(WITHIN).await.unwrap();
+    assert_eq!(client.subprotocol().as_deref(), Some("hublink.v1"));
+    client.close().await;
+    // The topics endpoint speaks a dialect, not hublink.v1: it selects none.
+    let client = Client::builder(format!("ws://{addr}/api/v1/ws/"))
+        .connect()
+        .unwrap();
+    client.connected_within(WITHIN).await.unwrap();
+    assert_eq!(client.subprotocol(), None);
+    client.close().await;
+}
