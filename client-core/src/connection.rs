@@ -146,6 +146,14 @@ pub enum Reason {
         /// 4003.
         code: u16,
     },
+    /// The server answered the upgrade with an HTTP status other than 401
+    /// and 403 that retrying at once does not fix (404 for a wrong path, 400
+    /// for a request the endpoint does not take); retrying slowly, as for a
+    /// refused token. 408, 429 and 5xx are [`ConnectFailed`](Self::ConnectFailed).
+    UpgradeRefused {
+        /// The HTTP status.
+        status: u16,
+    },
     /// `max_attempts` failed attempts in a row.
     GaveUp {
         /// How many.
@@ -169,6 +177,7 @@ impl Reason {
             Reason::ServerReconnect { .. } => "server_reconnect",
             Reason::AuthRejected { .. } => "auth_rejected",
             Reason::Forbidden { .. } => "forbidden",
+            Reason::UpgradeRefused { .. } => "upgrade_refused",
             Reason::GaveUp { .. } => "gave_up",
             Reason::ClosedByUser => "closed_by_user",
             Reason::Offline => "offline",
@@ -699,6 +708,12 @@ impl<V: JsonValue> Connection<V> {
             Transport::Open => true,
         };
         self.transport = Transport::None;
+        if let CloseInfo::Http { status } = &info {
+            let status = *status;
+            if (400..500).contains(&status) && ![401, 403, 408, 429].contains(&status) {
+                return self.schedule_retry(now, Reason::UpgradeRefused { status }, true);
+            }
+        }
         let code = info.code();
         match close_policy(code) {
             ClosePolicy::Stop => self.stop(now, Reason::Forbidden { code }),

@@ -375,3 +375,39 @@ fn absurd_durations_from_the_wire_are_clamped_not_overflowed() {
     sim.recv_json(json!({"type":"reconnect","retry_after":-5}));
     assert_eq!(sim.fire_next_timeout(), delay);
 }
+
+#[test]
+fn other_http_refusals_of_the_upgrade_retry_slowly_with_their_status() {
+    for status in [400, 404, 410] {
+        let mut sim = Sim::hublink();
+        sim.conn.connect(sim.now);
+        sim.take_transmits();
+        sim.conn.handle_close(sim.now, CloseInfo::Http { status });
+        let change = sim.state_changes().pop().unwrap();
+        assert_eq!(change.to, State::Reconnecting);
+        assert_eq!(
+            change.reason.name(),
+            "upgrade_refused",
+            "{status}: {change:?}"
+        );
+        assert!(
+            format!("{:?}", change.reason).contains(&status.to_string()),
+            "{change:?}"
+        );
+        let delay = change.retry_in_ms.unwrap();
+        assert!(
+            delay >= 15_000,
+            "{status} is not retried at full speed: {delay}"
+        );
+    }
+    // Overload and "try later" statuses keep the ordinary backoff.
+    for status in [408, 429, 502, 503] {
+        let mut sim = Sim::hublink();
+        sim.conn.connect(sim.now);
+        sim.take_transmits();
+        sim.conn.handle_close(sim.now, CloseInfo::Http { status });
+        let change = sim.state_changes().pop().unwrap();
+        assert_eq!(change.reason.name(), "connect_failed", "{status}");
+        assert!(change.retry_in_ms.unwrap() <= 1_500, "{status}: {change:?}");
+    }
+}

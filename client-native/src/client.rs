@@ -107,6 +107,15 @@ impl Client {
         self.state.borrow().state
     }
 
+    /// The WebSocket subprotocol the server selected on the latest
+    /// connection (`Some("hublink.v1")` from a server that speaks
+    /// PROTOCOL.md, which it MUST select), `None` when it selected none or
+    /// before the first connection. Set before [`State::Connected`] is
+    /// reported for that connection.
+    pub fn subprotocol(&self) -> Option<String> {
+        self.shared.subprotocol()
+    }
+
     /// A watch of the state with the reason of its last change. It holds the
     /// latest value only; [`events`](Self::events) has every transition.
     pub fn state_changes(&self) -> watch::Receiver<StateSnapshot> {

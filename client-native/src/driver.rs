@@ -48,6 +48,8 @@ pub(crate) enum Command {
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
     sinks: Mutex<Sinks>,
+    /// The subprotocol the server selected for the latest open socket.
+    subprotocol: Mutex<Option<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -82,6 +84,14 @@ impl Shared {
             }
             sink.tx.send(event.clone()).is_ok()
         });
+    }
+
+    /// The subprotocol the server selected for the latest open socket.
+    pub(crate) fn subprotocol(&self) -> Option<String> {
+        self.subprotocol
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn stop(&self) {
@@ -238,6 +248,13 @@ impl Driver {
             // Every handle is gone: nobody can use the connection any more.
             Input::Command(None) => self.conn.close(now),
             Input::Dialed(Ok(transport)) => {
+                // Before the core hears of the open, so that whoever sees
+                // `Connected` also sees the subprotocol of that socket.
+                *self
+                    .shared
+                    .subprotocol
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = transport.subprotocol.clone();
                 self.socket = Socket::Open(transport);
                 self.conn.handle_open(now);
             }

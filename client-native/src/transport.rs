@@ -105,7 +105,7 @@ impl Dialer {
             }
             other => other,
         }
-        .map(Transport::new)
+        .map(|(ws, selected)| Transport::new(ws, selected))
         .map_err(|e| match e {
             tungstenite::Error::Http(response) => CloseInfo::Http {
                 status: response.status().as_u16(),
@@ -116,7 +116,12 @@ impl Dialer {
         })
     }
 
-    async fn upgrade(&self, token: Option<&str>, offer: bool) -> tungstenite::Result<Ws> {
+    /// Upgrades once; returns the socket and the subprotocol the server selected.
+    async fn upgrade(
+        &self,
+        token: Option<&str>,
+        offer: bool,
+    ) -> tungstenite::Result<(Ws, Option<String>)> {
         let uri = match token {
             Some(t) if self.token_in_query => {
                 let sep = if self.uri.query().is_some() { '&' } else { '?' };
@@ -140,10 +145,15 @@ impl Dialer {
         let connector = self.tls.clone().map(tokio_tungstenite::Connector::Rustls);
         #[cfg(not(feature = "rustls"))]
         let connector = None;
-        let (ws, _response) =
+        let (ws, response) =
             tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector)
                 .await?;
-        Ok(ws)
+        let selected = response
+            .headers()
+            .get("Sec-WebSocket-Protocol")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok((ws, selected))
     }
 }
 
@@ -155,17 +165,20 @@ enum Outgoing {
 /// An open WebSocket: the read half, polled by the driver, and a writer task
 /// fed through an unbounded channel.
 pub(crate) struct Transport {
+    /// The subprotocol the server selected at the upgrade.
+    pub(crate) subprotocol: Option<String>,
     reader: SplitStream<Ws>,
     writer: mpsc::UnboundedSender<Outgoing>,
     writer_task: JoinHandle<()>,
 }
 
 impl Transport {
-    fn new(ws: Ws) -> Transport {
+    fn new(ws: Ws, subprotocol: Option<String>) -> Transport {
         let (sink, reader) = ws.split();
         let (writer, rx) = mpsc::unbounded_channel();
         let writer_task = tokio::spawn(write_loop(sink, rx));
         Transport {
+            subprotocol,
             reader,
             writer,
             writer_task,
@@ -197,6 +210,7 @@ impl Transport {
             mut reader,
             writer,
             writer_task,
+            ..
         } = self;
         drop(writer);
         tokio::spawn(async move {

@@ -234,3 +234,44 @@ fn connect_outside_a_runtime_is_an_error() {
         .unwrap_err();
     assert!(matches!(e, Error::NoRuntime), "{e}");
 }
+
+#[tokio::test]
+async fn a_wrong_path_is_an_upgrade_refusal_with_its_status_retried_slowly() {
+    let (addr, _state) = server(false).await;
+    let client = Client::builder(format!("ws://{addr}/nope"))
+        .connect()
+        .unwrap();
+    let mut events = client.events();
+    let e = next_event(
+        &mut events,
+        |e| matches!(e, Event::StateChanged(c) if c.to == State::Reconnecting),
+    )
+    .await;
+    let Event::StateChanged(change) = e else {
+        unreachable!()
+    };
+    assert_eq!(change.reason.name(), "upgrade_refused", "{change:?}");
+    assert!(format!("{:?}", change.reason).contains("404"), "{change:?}");
+    // Not fixed by retrying at once: the backoff jumps to its cap (30 s).
+    assert!(change.retry_in_ms.unwrap() >= 15_000, "{change:?}");
+    client.close().await;
+}
+
+#[tokio::test]
+async fn the_subprotocol_the_server_selected_is_known_once_connected() {
+    let (addr, _state) = server(false).await;
+    let client = Client::builder(format!("ws://{addr}/ws"))
+        .connect()
+        .unwrap();
+    assert_eq!(client.subprotocol(), None, "before the first connection");
+    client.connected_within(WITHIN).await.unwrap();
+    assert_eq!(client.subprotocol().as_deref(), Some("hublink.v1"));
+    client.close().await;
+    // The topics endpoint speaks a dialect, not hublink.v1: it selects none.
+    let client = Client::builder(format!("ws://{addr}/api/v1/ws/"))
+        .connect()
+        .unwrap();
+    client.connected_within(WITHIN).await.unwrap();
+    assert_eq!(client.subprotocol(), None);
+    client.close().await;
+}

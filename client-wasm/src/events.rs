@@ -25,6 +25,7 @@ export type Reason =
   | { name: "server_reconnect"; message: string; retryAfterMs: number }
   | { name: "auth_rejected"; code: number }
   | { name: "forbidden"; code: number }
+  | { name: "upgrade_refused"; status: number }
   | { name: "gave_up"; attempts: number }
   | { name: "closed_by_user" }
   | { name: "offline" };
@@ -139,6 +140,7 @@ fn reason(reason: Reason) -> JsValue {
             .set("message", reason)
             .set("retryAfterMs", retry_after_ms as f64),
         Reason::AuthRejected { code } | Reason::Forbidden { code } => o.set("code", code),
+        Reason::UpgradeRefused { status } => o.set("status", status),
         Reason::GaveUp { attempts } => o.set("attempts", attempts),
     }
     .build()
@@ -267,6 +269,7 @@ pub fn reason_names() -> Array {
         },
         Reason::AuthRejected { code: 0 },
         Reason::Forbidden { code: 0 },
+        Reason::UpgradeRefused { status: 0 },
         Reason::GaveUp { attempts: 0 },
         Reason::ClosedByUser,
         Reason::Offline,

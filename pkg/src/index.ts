@@ -46,6 +46,7 @@ export const REASON_NAMES = [
   "server_reconnect",
   "auth_rejected",
   "forbidden",
+  "upgrade_refused",
   "gave_up",
   "closed_by_user",
   "offline",

@@ -1,7 +1,9 @@
 //! `hublink`: follow and publish on hublink topics from a terminal or a script,
 //! what `wscat`/`websocat` are for raw WebSockets.
 
+use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand};
+use hublink::core::SUBPROTOCOL;
 use hublink::{
     BackoffConfig, Client, DialectKind, Event, Events, HeartbeatConfig, Reason, Recovery, State,
     StateChange, UnsentReason,
@@ -10,17 +12,25 @@ use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::http::{StatusCode, Uri};
 
 /// Follow and publish on hublink topics (hublink-server or a seed backend).
 ///
 /// Output: one line per event. On a terminal the lines are for people; when
 /// stdout is piped, or with --json, each line is a JSON object with an
 /// "event" field (state, welcome, subscribed, message, gap, server_error,
-/// decode_error, unsent, ...).
+/// decode_error, unsent, published, sent, ...), and the last one is
+/// {"event":"stopped","reason":...,"exit":N} saying why the command ended.
 ///
-/// Exit codes: 0 success (or Ctrl-C), 1 refused at run time (token refused,
-/// forbidden, publish rejected, timeout), 2 usage errors (bad URL, unknown
-/// dialect, bad flag).
+/// Ctrl-C, SIGTERM and a closed stdout (`| head -2`) end the command at once
+/// with status 0, closing the WebSocket with a close frame (1000).
+///
+/// Exit codes: 0 success (also Ctrl-C, SIGTERM, closed stdout), 1 refused or
+/// failed at run time (token refused or missing, forbidden, upgrade refused
+/// with an HTTP status such as 404, publish rejected, timeout), 2 usage errors
+/// (bad URL, unknown dialect, bad flag or duration, publish on a dialect
+/// without publish).
 #[derive(Parser, Debug)]
 #[command(name = "hublink", version)]
 struct Cli {
@@ -30,7 +40,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Connect, subscribe, and print every event; reconnects until Ctrl-C.
+    /// Connect, subscribe, and print every event; reconnects until Ctrl-C,
+    /// SIGTERM or a closed stdout.
     Watch {
         #[command(flatten)]
         common: Common,
@@ -38,19 +49,29 @@ enum Command {
         /// power) need none: their endpoint is the stream.
         #[arg(long = "topic", short = 't', value_name = "TOPIC")]
         topics: Vec<String>,
-        /// Keep retrying when the server refuses the token on the first
-        /// attempt (HTTP 401 / close 4001), instead of exiting with status 1.
+        /// Keep retrying when the first attempt is refused, the token (HTTP
+        /// 401 / close 4001) or the upgrade (another HTTP 4xx, such as 404 for
+        /// a wrong path), instead of exiting with status 1.
         #[arg(long)]
         keep_trying: bool,
         /// Exit after this many messages (for scripts and tests).
         #[arg(long, value_name = "N")]
         count: Option<u64>,
     },
-    /// Connect, publish one message, confirm, close cleanly.
+    /// Connect, publish one message, close cleanly.
     ///
-    /// On the hublink and topics dialects the server's answer to a topics
-    /// request after the publish confirms it was processed: an error the
-    /// server sent for the publish makes the command fail with status 1.
+    /// Only the hublink dialect can publish. A server that selects the
+    /// hublink.v1 subprotocol (hublink-server's /ws) sends an error for a
+    /// publish it refuses, and answers the topics request sent after the
+    /// publish once it has processed it: the command prints "published" on
+    /// that answer and exits 0, or exits 1 with the server's error.
+    ///
+    /// Any other server (a seed backend, hublink-server's other endpoints, or
+    /// a proxy that drops the subprotocol header) gives no confirmation: a
+    /// publish it ignores looks the same as one it took. The command then
+    /// prints "sent ..., not confirmed" and exits 0 once the message was
+    /// written to the open connection, unless the server reports an error or
+    /// drops the connection within a second.
     Publish {
         #[command(flatten)]
         common: Common,
@@ -60,9 +81,17 @@ enum Command {
         /// Read from stdin when absent.
         data: Option<String>,
         /// Give up when not connected and confirmed within this time.
-        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
         timeout: Duration,
     },
+}
+
+impl Command {
+    fn common(&self) -> &Common {
+        match self {
+            Command::Watch { common, .. } | Command::Publish { common, .. } => common,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -82,23 +111,30 @@ struct Common {
     /// Print JSON lines even on a terminal (the default when piped).
     #[arg(long)]
     json: bool,
-    /// First reconnect delay, and the smallest one (e.g. 1s, 250ms).
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    /// First reconnect delay, and the smallest one (e.g. 1s, 250ms; at
+    /// least 1ms).
+    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = parse_duration)]
     backoff_initial: Duration,
     /// Largest reconnect delay.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
     backoff_max: Duration,
-    /// Fixed liveness timeout; by default the server's advertised heartbeat
-    /// interval, else the one observed between its heartbeats, plus 10 s
-    /// (60 s until either is known).
-    #[arg(long, value_parser = parse_duration)]
+    /// Fixed liveness timeout, at least 1s; by default the server's
+    /// advertised heartbeat interval, else the one observed between its
+    /// heartbeats, plus 10 s (60 s until either is known).
+    #[arg(long, value_name = "DURATION", value_parser = parse_liveness_timeout)]
     heartbeat_timeout: Option<Duration>,
     /// Time allowed for one connection attempt.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
     connect_timeout: Duration,
 }
 
+/// Longer than this is a typo, not a wish.
+const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// A duration like `250ms`, `2s`, `1.5m` or `3` (seconds), from 1 ms (the
+/// client's unit: anything shorter would be zero) to 24 h.
 fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("{s:?} is not a duration like 250ms, 2s, 1.5m or 3 (seconds)");
     let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
         (n, 0.001)
     } else if let Some(n) = s.strip_suffix('s') {
@@ -108,54 +144,141 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     } else {
         (s, 1.0)
     };
-    match num.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(Duration::from_secs_f64(v * scale)),
-        _ => Err(format!("{s:?} is not a duration like 250ms, 2s or 1.5")),
+    let value: f64 = num.trim().parse().map_err(|_| bad())?;
+    if !value.is_finite() || value < 0.0 {
+        return Err(bad());
+    }
+    let d = Duration::try_from_secs_f64(value * scale).map_err(|_| bad())?;
+    if d < Duration::from_millis(1) {
+        Err(format!(
+            "{s:?} is zero or under 1ms: durations run from 1ms to 24h"
+        ))
+    } else if d > MAX_DURATION {
+        Err(format!("{s:?} is over 24h: durations run from 1ms to 24h"))
+    } else {
+        Ok(d)
     }
 }
 
-/// A failure, with its exit code.
-struct Failure {
+/// A liveness timeout: a duration of at least a second. The idle ping goes
+/// out at half the timeout and its answer must come within the other half,
+/// so a shorter one drops healthy links.
+fn parse_liveness_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(1) {
+        return Err(format!(
+            "{s:?} is under 1s: shorter liveness timeouts drop healthy connections"
+        ));
+    }
+    Ok(d)
+}
+
+/// How the command ended: its exit code, a name for the JSON `stopped` line,
+/// and for failures the one-line error.
+struct Stop {
     code: u8,
-    message: String,
+    reason: &'static str,
+    error: Option<String>,
 }
 
-fn usage(message: String) -> Failure {
-    Failure { code: 2, message }
+impl Stop {
+    fn ok(reason: &'static str) -> Stop {
+        Stop {
+            code: 0,
+            reason,
+            error: None,
+        }
+    }
+
+    fn failed(reason: &'static str, error: String) -> Stop {
+        Stop {
+            code: 1,
+            reason,
+            error: Some(error),
+        }
+    }
+
+    fn usage(error: String) -> Stop {
+        Stop {
+            code: 2,
+            reason: "usage",
+            error: Some(error),
+        }
+    }
 }
 
-fn refused(message: String) -> Failure {
-    Failure { code: 1, message }
+/// Writes the one-line error; a closed stderr is no reason to panic.
+fn error_line(message: &str) {
+    let _ = writeln!(std::io::stderr(), "hublink: error: {message}");
+}
+
+/// clap's error on one line: its first paragraph, without the "error: ".
+fn one_line(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let first = text.split("\n\n").next().unwrap_or_default();
+    let joined = first
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let joined = joined.strip_prefix("error: ").unwrap_or(&joined);
+    format!("{joined} (see --help)")
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            error_line(&one_line(&e));
+            return ExitCode::from(2);
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("HUBLINK_LOG"))
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let printer = Printer {
+        json: cli.command.common().json || !std::io::stdout().is_terminal(),
+        start: std::time::Instant::now(),
+    };
+    let stop = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
     {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("hublink: error: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Ok(runtime) => runtime.block_on(run(cli.command, &printer)),
+        Err(e) => Stop::failed("runtime", format!("cannot start the runtime: {e}")),
     };
-    match runtime.block_on(run(cli.command)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(f) => {
-            eprintln!("hublink: error: {}", f.message);
-            ExitCode::from(f.code)
+    // Nobody reads a closed stdout; and a failing one gets no more lines.
+    if printer.json && !matches!(stop.reason, "stdout_closed" | "stdout_failed") {
+        let mut line = json!({"event": "stopped", "reason": stop.reason, "exit": stop.code});
+        if let Some(error) = &stop.error {
+            line["error"] = json!(error);
         }
+        let _ = printer.line(line);
     }
+    if let Some(error) = &stop.error {
+        error_line(error);
+    }
+    ExitCode::from(stop.code)
 }
 
-fn build(common: &Common, all_messages: bool) -> Result<(Client, Events, Printer), Failure> {
-    let dialect: DialectKind = common.dialect.parse().map_err(|e| usage(format!("{e}")))?;
+fn build(common: &Common, all_messages: bool) -> Result<(Client, Events), Stop> {
+    let dialect: DialectKind = common
+        .dialect
+        .parse()
+        .map_err(|e| Stop::usage(format!("{e}")))?;
     let mut builder = Client::builder(&common.url)
         .dialect(dialect)
         .backoff(BackoffConfig {
@@ -182,28 +305,170 @@ fn build(common: &Common, all_messages: bool) -> Result<(Client, Events, Printer
     } else {
         builder.events()
     };
-    let client = builder.connect().map_err(|e| usage(e.to_string()))?;
-    let printer = Printer {
-        json: common.json || !std::io::stdout().is_terminal(),
-        start: std::time::Instant::now(),
-    };
-    Ok((client, events, printer))
+    let client = builder.connect().map_err(|e| Stop::usage(e.to_string()))?;
+    Ok((client, events))
 }
 
-async fn run(command: Command) -> Result<(), Failure> {
+async fn run(command: Command, printer: &Printer) -> Stop {
     match command {
         Command::Watch {
             common,
             topics,
             keep_trying,
             count,
-        } => watch(common, topics, keep_trying, count).await,
+        } => watch(common, topics, keep_trying, count, printer).await,
         Command::Publish {
             common,
             topic,
             data,
             timeout,
-        } => publish(common, topic, data, timeout).await,
+        } => publish(common, topic, data, timeout, printer).await,
+    }
+}
+
+/// The one-line error for a refusal at the upgrade (or a close 4001).
+fn refusal(common: &Common, reason: &Reason, retry_hint: bool) -> Stop {
+    let hint = if retry_hint {
+        "; use --keep-trying to retry anyway"
+    } else {
+        ""
+    };
+    match reason {
+        Reason::AuthRejected { code } => {
+            let how = if *code == 4001 {
+                "HTTP 401 / close 4001".to_owned()
+            } else {
+                code.to_string()
+            };
+            let error = if common.token.is_some() {
+                format!("the server refused the token ({how}){hint}")
+            } else {
+                format!(
+                    "the server requires a token ({how}): give one with --token or HUBLINK_TOKEN"
+                )
+            };
+            Stop::failed("auth_rejected", error)
+        }
+        Reason::UpgradeRefused { status } => {
+            let path = common
+                .url
+                .parse::<Uri>()
+                .map(|u| u.path().to_owned())
+                .unwrap_or_default();
+            let text = StatusCode::from_u16(*status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .map(|r| format!(" {r}"))
+                .unwrap_or_default();
+            let why = match status {
+                404 => ": no WebSocket endpoint at this path",
+                400 => ": the endpoint does not take this request (a query parameter missing?)",
+                _ => "",
+            };
+            Stop::failed(
+                "upgrade_refused",
+                format!("the server refused the upgrade to {path:?} with HTTP {status}{text}{why}{hint}"),
+            )
+        }
+        Reason::Forbidden { code } => Stop::failed(
+            "forbidden",
+            format!("the server refused access (forbidden, {code}); not retrying"),
+        ),
+        other => Stop::failed(other.name(), format!("stopped: {}", describe(other))),
+    }
+}
+
+/// Ctrl-C and SIGTERM, registered at once so that none is missed.
+struct Signals {
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Signals {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// The name of the next signal, for the `stopped` line.
+    async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                () = next(&mut self.interrupt) => "interrupted",
+                () = next(&mut self.terminate) => "terminated",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "interrupted"
+        }
+    }
+}
+
+/// Notices that the reader of a piped stdout went away (`| head -2`)
+/// without waiting for the next write to fail: `watch` may have nothing to
+/// print for a long time. Other outputs (a terminal, a file, /dev/null)
+/// never close this way; a failed write still tells for them.
+struct StdoutWatch {
+    #[cfg(unix)]
+    pipe: Option<tokio::net::unix::pipe::Sender>,
+}
+
+impl StdoutWatch {
+    fn new() -> StdoutWatch {
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsFd;
+            use std::os::unix::fs::FileTypeExt;
+            let pipe = (|| {
+                let stdout = std::io::stdout();
+                let file = std::fs::File::from(stdout.as_fd().try_clone_to_owned().ok()?);
+                if !file.metadata().ok()?.file_type().is_fifo() {
+                    return None;
+                }
+                // Unchecked: the checked constructor would make stdout
+                // non-blocking, and the printer's writes are blocking ones.
+                // This copy of the descriptor is only watched, never written.
+                tokio::net::unix::pipe::Sender::from_file_unchecked(file).ok()
+            })();
+            StdoutWatch { pipe }
+        }
+        #[cfg(not(unix))]
+        StdoutWatch {}
+    }
+
+    /// Completes when the pipe's reader is gone; never for other outputs.
+    async fn closed(&self) {
+        #[cfg(unix)]
+        if let Some(pipe) = &self.pipe {
+            // The pipe reports an error condition once nobody can read it.
+            if let Ok(ready) = pipe.ready(tokio::io::Interest::ERROR).await {
+                if ready.is_error() || ready.is_write_closed() {
+                    return;
+                }
+            }
+        }
+        std::future::pending().await
     }
 }
 
@@ -212,164 +477,243 @@ async fn watch(
     topics: Vec<String>,
     keep_trying: bool,
     count: Option<u64>,
-) -> Result<(), Failure> {
-    let (client, mut events, printer) = build(&common, true)?;
+    printer: &Printer,
+) -> Stop {
+    let mut signals = Signals::new();
+    let stdout = StdoutWatch::new();
+    let (client, mut events) = match build(&common, true) {
+        Ok(built) => built,
+        Err(stop) => return stop,
+    };
     // The subscriptions must live as long as the watch; their messages are
     // printed from the monitor, in the core's order with everything else.
-    let _subscriptions = topics
+    let _subscriptions = match topics
         .iter()
         .map(|t| client.subscribe::<Value>(t))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| usage(e.to_string()))?;
+    {
+        Ok(subscriptions) => subscriptions,
+        Err(e) => {
+            client.close().await;
+            return Stop::usage(e.to_string());
+        }
+    };
     let mut ever_connected = false;
     let mut messages = 0u64;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    loop {
+    let stop = loop {
         let event = tokio::select! {
             event = events.next() => event,
-            _ = &mut ctrl_c => {
-                client.close().await;
-                return Ok(());
-            }
+            signal = signals.recv() => break Stop::ok(signal),
+            () = stdout.closed() => break Stop::ok("stdout_closed"),
         };
         let Some(event) = event else {
-            return Ok(()); // the client stopped; its last state was printed
+            break Stop::ok("client_stopped"); // its last state was printed
         };
-        printer.event(&event);
+        if let Err(stop) = printer.event(&event) {
+            break stop;
+        }
         match &event {
             Event::StateChanged(c) if c.to == State::Connected => ever_connected = true,
             Event::StateChanged(StateChange {
-                reason: Reason::AuthRejected { code },
+                reason: reason @ (Reason::AuthRejected { .. } | Reason::UpgradeRefused { .. }),
                 ..
-            }) if !ever_connected && !keep_trying => {
-                client.close().await;
-                return Err(refused(format!(
-                    "the server refused the token ({}); use --keep-trying to retry anyway",
-                    if *code == 4001 {
-                        "HTTP 401 / close 4001".to_owned()
-                    } else {
-                        code.to_string()
-                    }
-                )));
-            }
+            }) if !ever_connected && !keep_trying => break refusal(&common, reason, true),
             Event::StateChanged(StateChange {
                 to: State::Disconnected,
                 reason,
                 ..
             }) => {
-                return match reason {
-                    Reason::ClosedByUser => Ok(()),
-                    Reason::Forbidden { code } => Err(refused(format!(
-                        "the server refused access (forbidden, {code}); not retrying"
-                    ))),
-                    other => Err(refused(format!("stopped: {}", other.name()))),
+                break match reason {
+                    Reason::ClosedByUser => Stop::ok("closed_by_user"),
+                    other => refusal(&common, other, false),
                 };
             }
             Event::Message(_) => {
                 messages += 1;
                 if count.is_some_and(|n| messages >= n) {
-                    client.close().await;
-                    return Ok(());
+                    break Stop::ok("count_reached");
                 }
             }
             _ => {}
         }
-    }
+    };
+    client.close().await;
+    stop
 }
+
+/// How long a server that gives no confirmation has to report an error.
+const UNCONFIRMED_WAIT: Duration = Duration::from_secs(1);
 
 async fn publish(
     common: Common,
     topic: String,
     data: Option<String>,
     timeout: Duration,
-) -> Result<(), Failure> {
+    printer: &Printer,
+) -> Stop {
+    match common.dialect.parse::<DialectKind>() {
+        Ok(d) if d.build::<Value>().encode_publish(&topic, &Value::Null).is_none() => {
+            return Stop::usage(format!(
+                "the {d} dialect cannot publish: of the built-in dialects only hublink has a publish message"
+            ))
+        }
+        _ => {}
+    }
     let text = match data {
         Some(d) => d,
         None => {
             let mut s = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
-                .map_err(|e| usage(format!("cannot read the payload from stdin: {e}")))?;
+            if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut s) {
+                return Stop::usage(format!("cannot read the payload from stdin: {e}"));
+            }
             s
         }
     };
     let data: Value =
         serde_json::from_str(text.trim()).unwrap_or_else(|_| Value::String(text.trim().to_owned()));
-    let (client, mut events, printer) = build(&common, false)?;
-    let result = tokio::time::timeout(timeout, async {
-        // Connect, refusing early on a refused token: a publish has no use
-        // for slow retries. The state watch cannot miss the transition.
-        let mut state = client.state_changes();
-        let snapshot = state
-            .wait_for(|s| {
-                s.state == State::Connected
-                    || s.state == State::Disconnected
-                    || matches!(s.reason, Some(Reason::AuthRejected { .. }))
-            })
-            .await
-            .map_err(|_| refused("the client stopped before connecting".to_owned()))?
-            .clone();
-        match snapshot.reason {
-            _ if snapshot.state == State::Connected => {}
-            Some(Reason::AuthRejected { .. }) => {
-                return Err(refused("the server refused the token".to_owned()))
-            }
-            Some(Reason::Forbidden { code }) => {
-                return Err(refused(format!(
-                    "the server refused access (forbidden, {code})"
-                )))
-            }
-            other => {
-                return Err(refused(format!(
-                    "stopped before connecting: {}",
-                    other.map_or("unknown", |r| r.name())
-                )))
-            }
-        }
+    let (client, mut events) = match build(&common, false) {
+        Ok(built) => built,
+        Err(stop) => return stop,
+    };
+    let deadline = Instant::now() + timeout;
+    let result = async {
+        connect_for_publish(&client, &common, deadline, timeout).await?;
+        let confirms = client.subprotocol().as_deref() == Some(SUBPROTOCOL);
         client
             .publish(&topic, &data)
             .await
-            .map_err(|e| refused(e.to_string()))?;
-        // A topics request answered after the publish proves the server
-        // processed it; an error before the answer is the publish's.
-        if client.request_topics().await.is_ok() {
+            .map_err(|e| Stop::failed("publish_failed", e.to_string()))?;
+        // Answered in order by a hublink.v1 server: an error before the
+        // answer is the publish's, the answer means it was processed.
+        let _ = client.request_topics().await;
+        let window = if confirms {
+            deadline
+        } else {
+            deadline.min(Instant::now() + UNCONFIRMED_WAIT)
+        };
+        let answer = tokio::time::timeout_at(window, async {
             loop {
                 match events.next().await {
-                    Some(Event::Topics(_)) => break,
+                    Some(Event::Topics(_)) => return Ok(()),
                     Some(Event::ServerError(e)) => {
-                        return Err(refused(format!(
-                            "the server rejected the publish: {} ({})",
-                            e.message, e.code
-                        )))
+                        return Err(Stop::failed(
+                            "publish_rejected",
+                            format!(
+                                "the server rejected the publish: {} ({})",
+                                e.message, e.code
+                            ),
+                        ))
                     }
                     Some(Event::StateChanged(c)) if c.from == State::Connected => {
-                        return Err(refused(format!(
-                            "the connection dropped before the publish was confirmed ({})",
-                            c.reason.name()
-                        )))
+                        return Err(Stop::failed(
+                            "connection_lost",
+                            format!(
+                                "the connection dropped before the publish was confirmed ({})",
+                                describe(&c.reason)
+                            ),
+                        ))
                     }
                     Some(_) => {}
-                    None => return Err(refused("the client stopped".to_owned())),
+                    None => {
+                        return Err(Stop::failed(
+                            "connection_lost",
+                            "the client stopped".to_owned(),
+                        ))
+                    }
                 }
             }
+        })
+        .await;
+        match (confirms, answer) {
+            (_, Ok(Err(stop))) => Err(stop),
+            (true, Ok(Ok(()))) => Ok(true),
+            (true, Err(_)) => Err(Stop::failed(
+                "timeout",
+                format!("sent, but not confirmed within {} ms", timeout.as_millis()),
+            )),
+            (false, _) => Ok(false),
         }
-        Ok(())
-    })
-    .await
-    .unwrap_or_else(|_| {
-        Err(refused(format!(
-            "not connected and confirmed within {} ms",
-            timeout.as_millis()
-        )))
-    });
-    client.close().await;
-    result?;
-    if printer.json {
-        printer.line(json!({"event": "published", "topic": topic}));
-    } else {
-        printer.text(&format!("published to {topic}"));
     }
-    Ok(())
+    .await;
+    client.close().await;
+    let printed = match result {
+        Err(stop) => return stop,
+        Ok(true) => if printer.json {
+            printer.line(json!({"event": "published", "topic": topic, "confirmed": true}))
+        } else {
+            printer.text(&format!("published to {topic}"))
+        }
+        .map(|()| Stop::ok("published")),
+        Ok(false) => {
+            let detail = format!(
+                "the server did not select the {SUBPROTOCOL} subprotocol, so it gives no \
+                 confirmation (a seed backend, or a proxy that drops the header)"
+            );
+            if printer.json {
+                printer.line(
+                    json!({"event": "sent", "topic": topic, "confirmed": false, "detail": detail}),
+                )
+            } else {
+                printer.text(&format!("sent to {topic}, not confirmed: {detail}"))
+            }
+            .map(|()| Stop::ok("sent"))
+        }
+    };
+    printed.unwrap_or_else(|stop| stop)
+}
+
+/// Waits until connected; refuses early on a refusal, since a publish has no
+/// use for slow retries.
+async fn connect_for_publish(
+    client: &Client,
+    common: &Common,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<(), Stop> {
+    let mut state = client.state_changes();
+    let waited = tokio::time::timeout_at(deadline, async {
+        state
+            .wait_for(|s| {
+                s.state == State::Connected
+                    || s.state == State::Disconnected
+                    || matches!(
+                        s.reason,
+                        Some(Reason::AuthRejected { .. } | Reason::UpgradeRefused { .. })
+                    )
+            })
+            .await
+            .map(|s| s.clone())
+    })
+    .await;
+    let snapshot = match waited {
+        Ok(Ok(snapshot)) => snapshot,
+        Ok(Err(_)) => {
+            return Err(Stop::failed(
+                "connection_lost",
+                "the client stopped before connecting".to_owned(),
+            ))
+        }
+        Err(_) => {
+            let last = state
+                .borrow()
+                .reason
+                .as_ref()
+                .map(|r| format!(" (last attempt: {})", describe(r)))
+                .unwrap_or_default();
+            return Err(Stop::failed(
+                "timeout",
+                format!("not connected within {} ms{last}", timeout.as_millis()),
+            ));
+        }
+    };
+    match snapshot.reason {
+        _ if snapshot.state == State::Connected => Ok(()),
+        Some(reason) => Err(refusal(common, &reason, false)),
+        None => Err(Stop::failed(
+            "connection_lost",
+            "stopped before connecting".to_owned(),
+        )),
+    }
 }
 
 /// Prints events as JSON lines or human lines.
@@ -403,28 +747,66 @@ fn reason_detail(reason: &Reason) -> Value {
             retry_after_ms,
         } => json!({"detail": reason, "retry_after_ms": retry_after_ms}),
         Reason::AuthRejected { code } | Reason::Forbidden { code } => json!({"code": code}),
+        Reason::UpgradeRefused { status } => json!({"status": status}),
         Reason::GaveUp { attempts } => json!({"attempts": attempts}),
         _ => json!({}),
     }
 }
 
+/// A reason for people.
+fn describe(reason: &Reason) -> String {
+    match reason {
+        Reason::Closed { code, reason } if reason.is_empty() => format!("closed {code}"),
+        Reason::Closed { code, reason } => format!("closed {code}: {reason}"),
+        Reason::ConnectFailed { error } => format!("connect failed: {error}"),
+        Reason::HeartbeatTimeout { silent_ms } => {
+            format!("heartbeat timeout after {silent_ms} ms of silence")
+        }
+        Reason::ServerReconnect {
+            reason,
+            retry_after_ms,
+        } => format!("server asked to reconnect after {retry_after_ms} ms: {reason}"),
+        Reason::AuthRejected { code } => format!("token refused or missing ({code})"),
+        Reason::Forbidden { code } => format!("forbidden ({code})"),
+        Reason::UpgradeRefused { status } => format!("upgrade refused with HTTP {status}"),
+        Reason::GaveUp { attempts } => format!("gave up after {attempts} attempts"),
+        other => other.name().replace('_', " "),
+    }
+}
+
+/// A failed write to stdout: a reader that went away ends the command
+/// quietly with 0 (`| head`); any other failure is an error.
+fn write_failed(e: std::io::Error) -> Stop {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Stop::ok("stdout_closed")
+    } else {
+        Stop {
+            code: 1,
+            reason: "stdout_failed",
+            error: Some(format!("cannot write to stdout: {e}")),
+        }
+    }
+}
+
 impl Printer {
-    fn line(&self, mut value: Value) {
+    fn line(&self, mut value: Value) -> Result<(), Stop> {
         if let Some(obj) = value.as_object_mut() {
             obj.insert("ts".to_owned(), json!(unix_ms()));
         }
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{value}");
-        let _ = out.flush();
+        writeln!(out, "{value}")
+            .and_then(|()| out.flush())
+            .map_err(write_failed)
     }
 
-    fn text(&self, text: &str) {
+    fn text(&self, text: &str) -> Result<(), Stop> {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "[{:>8.3}s] {text}", self.start.elapsed().as_secs_f64());
-        let _ = out.flush();
+        writeln!(out, "[{:>8.3}s] {text}", self.start.elapsed().as_secs_f64())
+            .and_then(|()| out.flush())
+            .map_err(write_failed)
     }
 
-    fn state(&self, c: &StateChange) {
+    fn state(&self, c: &StateChange) -> Result<(), Stop> {
         if self.json {
             let mut v = json!({
                 "event": "state",
@@ -440,24 +822,9 @@ impl Printer {
             {
                 obj.extend(extra);
             }
-            self.line(v);
+            self.line(v)
         } else {
-            let detail = match &c.reason {
-                Reason::Closed { code, reason } if reason.is_empty() => format!("closed {code}"),
-                Reason::Closed { code, reason } => format!("closed {code}: {reason}"),
-                Reason::ConnectFailed { error } => format!("connect failed: {error}"),
-                Reason::HeartbeatTimeout { silent_ms } => {
-                    format!("heartbeat timeout after {silent_ms} ms of silence")
-                }
-                Reason::ServerReconnect {
-                    reason,
-                    retry_after_ms,
-                } => format!("server asked to reconnect after {retry_after_ms} ms: {reason}"),
-                Reason::AuthRejected { code } => format!("token refused ({code})"),
-                Reason::Forbidden { code } => format!("forbidden ({code})"),
-                Reason::GaveUp { attempts } => format!("gave up after {attempts} attempts"),
-                other => other.name().replace('_', " "),
-            };
+            let detail = describe(&c.reason);
             let retry = c
                 .retry_in_ms
                 .map(|ms| {
@@ -468,11 +835,11 @@ impl Printer {
                     )
                 })
                 .unwrap_or_default();
-            self.text(&format!("{} ({detail}){retry}", c.to.name()));
+            self.text(&format!("{} ({detail}){retry}", c.to.name()))
         }
     }
 
-    fn event(&self, event: &Event) {
+    fn event(&self, event: &Event) -> Result<(), Stop> {
         if let Event::StateChanged(c) = event {
             return self.state(c);
         }
@@ -564,9 +931,54 @@ impl Printer {
             ),
         };
         if self.json {
-            self.line(value);
+            self.line(value)
         } else {
-            self.text(&text);
+            self.text(&text)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units_fractions_and_bare_seconds() {
+        for (text, ms) in [
+            ("250ms", 250),
+            ("2s", 2_000),
+            ("1.5", 1_500),
+            ("1.5m", 90_000),
+            ("1ms", 1),
+            ("24m", 1_440_000),
+            ("86400", 86_400_000),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_millis(ms)),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn zero_tiny_huge_and_nonsense_durations_are_refused_with_the_value() {
+        for text in [
+            "0", "0s", "-0", "0.4ms", "86401", "-1s", "NaN", "inf", "1e400", "", "s", "2d",
+        ] {
+            let e = parse_duration(text).unwrap_err();
+            assert!(e.starts_with(&format!("{text:?} ")), "{e}");
+        }
+        assert!(parse_liveness_timeout("999ms").is_err());
+        assert_eq!(parse_liveness_timeout("1s"), Ok(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn clap_errors_become_one_line() {
+        let e = Cli::try_parse_from(["hublink", "watch"]).unwrap_err();
+        let line = one_line(&e);
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.contains("<URL>"), "{line}");
+        assert!(!line.starts_with("error:"), "{line}");
     }
 }
