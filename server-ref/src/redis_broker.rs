@@ -149,9 +149,10 @@ return {epoch, seq, replay, latest}
 "#;
 
 /// What the Redis broker needs to know.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedisOptions {
-    /// `redis://...`
+    /// `redis://...`. It may hold a password: messages name only the host
+    /// and port it points to.
     pub url: String,
     /// Prefix of every key and channel.
     pub prefix: String,
@@ -161,6 +162,18 @@ pub struct RedisOptions {
     pub history_size: usize,
     /// Age after which messages leave the replay window.
     pub history_age: Duration,
+}
+
+impl std::fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("url", &crate::config::redacted_url(&self.url))
+            .field("prefix", &self.prefix)
+            .field("node_id", &self.node_id)
+            .field("history_size", &self.history_size)
+            .field("history_age", &self.history_age)
+            .finish()
+    }
 }
 
 struct Keys {
@@ -209,7 +222,9 @@ impl Keys {
 pub struct RedisHistory {
     conn: ConnectionManager,
     keys: Keys,
-    url: String,
+    /// Where Redis is (`host:port` or a socket path), for messages: never the
+    /// URL, which may hold a password.
+    addr: String,
     size: usize,
     age_ms: u64,
     publish_script: Script,
@@ -289,7 +304,7 @@ impl RedisHistory {
                 self.failed(&e);
                 Err(Error::PublishFailed(format!(
                     "Redis at {} did not take the message for {topic:?} (it may retry): {e}",
-                    self.url
+                    self.addr
                 )))
             }
         }
@@ -317,7 +332,7 @@ impl RedisHistory {
                 self.failed(&e);
                 return Err(Error::BrokerUnavailable(format!(
                     "Redis at {} could not read the history of {topic:?}: {e}",
-                    self.url
+                    self.addr
                 )));
             }
         };
@@ -543,7 +558,10 @@ impl RedisBroker {
     /// called within a tokio runtime.
     pub fn new(opts: RedisOptions) -> Result<RedisBroker> {
         let bad = |e: ::redis::RedisError| {
-            Error::Config(format!("--redis-url {:?} cannot be used: {e}", opts.url))
+            Error::Config(format!(
+                "--redis-url {:?} cannot be used: {e}",
+                crate::config::redacted_url(&opts.url)
+            ))
         };
         let client = Client::open(opts.url.as_str()).map_err(bad)?;
         if tokio::runtime::Handle::try_current().is_err() {
@@ -563,7 +581,7 @@ impl RedisBroker {
             history: RedisHistory {
                 conn,
                 keys: Keys::new(&opts.prefix),
-                url: opts.url.clone(),
+                addr: client.get_connection_info().addr().to_string(),
                 size: opts.history_size,
                 age_ms: opts.history_age.as_millis() as u64,
                 publish_script: Script::new(PUBLISH_SCRIPT),
@@ -622,12 +640,12 @@ impl Drop for PendingGuard<'_> {
 impl Inner {
     fn unreachable(&self) -> String {
         let reason = lock(&self.reason).clone().unwrap_or_default();
-        format!("Redis at {} is unreachable ({reason})", self.history.url)
+        format!("Redis at {} is unreachable ({reason})", self.history.addr)
     }
 
     fn set_up(&self) {
         if !self.up.swap(true, Ordering::AcqRel) {
-            tracing::info!(node = %self.node_id, "redis: connected to {}", self.history.url);
+            tracing::info!(node = %self.node_id, "redis: connected to {}", self.history.addr);
         }
         *lock(&self.reason) = None;
     }

@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
+    /// Extra `redis-server` arguments, kept for [`RedisServer::restart`].
+    extra: Vec<String>,
+    /// Files this server writes (Cluster's nodes file), removed on drop.
+    files: Vec<std::path::PathBuf>,
 }
 
 fn free_port() -> u16 {
@@ -21,6 +25,34 @@ fn free_port() -> u16 {
 impl RedisServer {
     /// Starts one, or `None` (printed) when `redis-server` is not installed.
     pub fn start() -> Option<RedisServer> {
+        RedisServer::start_with(&[])
+    }
+
+    /// Starts one with extra arguments (`--requirepass pw`...), or `None`.
+    pub fn start_with(extra: &[&str]) -> Option<RedisServer> {
+        RedisServer::start_args(|_| extra.iter().map(|a| a.to_string()).collect())
+    }
+
+    /// A node started with `--cluster-enabled yes` and no slots assigned:
+    /// it answers `INFO` with `cluster_enabled:1` and every key command with
+    /// `CLUSTERDOWN`, as a node of a Redis Cluster does for keys it does not own.
+    pub fn start_cluster_node() -> Option<RedisServer> {
+        RedisServer::start_args(|port| {
+            let nodes = std::env::temp_dir().join(format!(
+                "hublink-test-nodes-{}-{port}.conf",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_file(&nodes);
+            vec![
+                "--cluster-enabled".into(),
+                "yes".into(),
+                "--cluster-config-file".into(),
+                nodes.to_string_lossy().into_owned(),
+            ]
+        })
+    }
+
+    fn start_args(extra: impl FnOnce(u16) -> Vec<String>) -> Option<RedisServer> {
         if Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -34,9 +66,18 @@ impl RedisServer {
             eprintln!("SKIPPED: {msg}");
             return None;
         }
+        let port = free_port();
+        let extra = extra(port);
+        let files = extra
+            .windows(2)
+            .filter(|w| w[0] == "--cluster-config-file")
+            .map(|w| w[1].clone().into())
+            .collect();
         let mut s = RedisServer {
-            port: free_port(),
+            port,
             child: None,
+            extra,
+            files,
         };
         s.spawn();
         Some(s)
@@ -52,6 +93,7 @@ impl RedisServer {
                 "--dir",
                 &std::env::temp_dir().to_string_lossy(),
             ])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -75,8 +117,11 @@ impl RedisServer {
             return false;
         };
         let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+        // With `--requirepass` the answer is `-NOAUTH ...`: up all the same.
         let mut buf = [0u8; 7];
-        s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+        s.write_all(b"PING\r\n").is_ok()
+            && s.read_exact(&mut buf).is_ok()
+            && (&buf == b"+PONG\r\n" || buf.starts_with(b"-NOAUTH"))
     }
 
     pub fn url(&self) -> String {
@@ -106,5 +151,8 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+        for f in &self.files {
+            let _ = std::fs::remove_file(f);
+        }
     }
 }
