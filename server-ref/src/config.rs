@@ -213,7 +213,7 @@ pub struct Config {
     #[arg(long, env = "HUBLINK_REDIS_PREFIX", default_value = "hublink")]
     pub redis_prefix: String,
 
-    /// This node's name in logs. Default: a random one.
+    /// This node's name in logs and `/healthz`. Default: a random one.
     #[arg(long, env = "HUBLINK_NODE_ID")]
     pub node_id: Option<String>,
 

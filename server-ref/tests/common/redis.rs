@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
-    /// Extra `redis-server` arguments, kept for [`RedisServer::restart`].
+    /// `redis-server` arguments before the standard ones (a config file) and
+    /// after them, kept for [`RedisServer::restart`].
+    leading: Vec<String>,
     extra: Vec<String>,
     /// Files this server writes (Cluster's nodes file), removed on drop.
     files: Vec<std::path::PathBuf>,
@@ -30,29 +32,59 @@ impl RedisServer {
 
     /// Starts one with extra arguments (`--requirepass pw`...), or `None`.
     pub fn start_with(extra: &[&str]) -> Option<RedisServer> {
-        RedisServer::start_args(|_| extra.iter().map(|a| a.to_string()).collect())
+        let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        RedisServer::start_kind(|_| Kind {
+            extra,
+            ..Kind::default()
+        })
     }
 
     /// A node started with `--cluster-enabled yes` and no slots assigned:
     /// it answers `INFO` with `cluster_enabled:1` and every key command with
     /// `CLUSTERDOWN`, as a node of a Redis Cluster does for keys it does not own.
     pub fn start_cluster_node() -> Option<RedisServer> {
-        RedisServer::start_args(|port| {
-            let nodes = std::env::temp_dir().join(format!(
-                "hublink-test-nodes-{}-{port}.conf",
+        RedisServer::start_kind(Kind::cluster_node)
+    }
+
+    /// A Redis Sentinel (`redis-server <file> --sentinel`) monitoring nothing:
+    /// it answers `PING` and `SUBSCRIBE`, and `unknown command` to the rest.
+    pub fn start_sentinel() -> Option<RedisServer> {
+        RedisServer::start_kind(|port| {
+            let conf = std::env::temp_dir().join(format!(
+                "hublink-test-sentinel-{}-{port}.conf",
                 std::process::id()
             ));
-            let _ = std::fs::remove_file(&nodes);
-            vec![
-                "--cluster-enabled".into(),
-                "yes".into(),
-                "--cluster-config-file".into(),
-                nodes.to_string_lossy().into_owned(),
-            ]
+            std::fs::write(&conf, "").expect("write the sentinel's config file");
+            Kind {
+                leading: vec![conf.to_string_lossy().into_owned(), "--sentinel".into()],
+                extra: Vec::new(),
+                files: vec![conf],
+            }
         })
     }
 
-    fn start_args(extra: impl FnOnce(u16) -> Vec<String>) -> Option<RedisServer> {
+    /// Stops it and starts a Redis Cluster node on the same port.
+    pub fn restart_as_cluster_node(&mut self) {
+        self.restart_as(Kind::cluster_node(self.port));
+    }
+
+    /// Stops it and starts a plain Redis (with `extra`) on the same port.
+    pub fn restart_as_standalone(&mut self, extra: &[&str]) {
+        self.restart_as(Kind {
+            extra: extra.iter().map(|a| a.to_string()).collect(),
+            ..Kind::default()
+        });
+    }
+
+    fn restart_as(&mut self, kind: Kind) {
+        self.kill();
+        self.leading = kind.leading;
+        self.extra = kind.extra;
+        self.files.extend(kind.files);
+        self.spawn();
+    }
+
+    fn start_kind(kind: impl FnOnce(u16) -> Kind) -> Option<RedisServer> {
         if Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -67,17 +99,13 @@ impl RedisServer {
             return None;
         }
         let port = free_port();
-        let extra = extra(port);
-        let files = extra
-            .windows(2)
-            .filter(|w| w[0] == "--cluster-config-file")
-            .map(|w| w[1].clone().into())
-            .collect();
+        let kind = kind(port);
         let mut s = RedisServer {
             port,
             child: None,
-            extra,
-            files,
+            leading: kind.leading,
+            extra: kind.extra,
+            files: kind.files,
         };
         s.spawn();
         Some(s)
@@ -85,6 +113,7 @@ impl RedisServer {
 
     fn spawn(&mut self) {
         let child = Command::new("redis-server")
+            .args(&self.leading)
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args([
@@ -145,6 +174,34 @@ impl RedisServer {
     /// A plain client for assertions.
     pub fn client(&self) -> redis::Client {
         redis::Client::open(self.url()).expect("redis client")
+    }
+}
+
+/// How a [`RedisServer`] is started.
+#[derive(Default)]
+struct Kind {
+    leading: Vec<String>,
+    extra: Vec<String>,
+    files: Vec<std::path::PathBuf>,
+}
+
+impl Kind {
+    fn cluster_node(port: u16) -> Kind {
+        let nodes = std::env::temp_dir().join(format!(
+            "hublink-test-nodes-{}-{port}.conf",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&nodes);
+        Kind {
+            leading: Vec::new(),
+            extra: vec![
+                "--cluster-enabled".into(),
+                "yes".into(),
+                "--cluster-config-file".into(),
+                nodes.to_string_lossy().into_owned(),
+            ],
+            files: vec![nodes],
+        }
     }
 }
 
