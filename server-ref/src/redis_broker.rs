@@ -647,7 +647,17 @@ fn check_scheme(url: &str) -> Result<()> {
     };
     match scheme.as_str() {
         "redis" | "redis+unix" | "unix" | "valkey" | "valkey+unix" => Ok(()),
-        "rediss" | "valkeys" => Ok(()),
+        "rediss" | "valkeys" if cfg!(feature = "tls") => {
+            // The process-wide rustls provider, unless one is installed
+            // already: without it rustls panics when more than one is built in.
+            #[cfg(feature = "tls")]
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            Ok(())
+        }
+        "rediss" | "valkeys" => refuse(
+            "TLS (rediss://) needs hublink-server built with its `tls` feature \
+             (on by default), which this build left out",
+        ),
         s if s.contains("sentinel") => refuse(
             "Redis Sentinel is not supported; point --redis-url at the current \
              primary (redis://host:port), which SENTINEL GET-MASTER-ADDR-BY-NAME names",

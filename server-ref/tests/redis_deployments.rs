@@ -179,3 +179,208 @@ async fn healthz_names_the_node_on_redis_too() {
     assert_eq!(body["node_id"], "node-r", "{body}");
     s.stop().await;
 }
+
+/// A CA and a server certificate for 127.0.0.1 it signed, made with the
+/// `openssl` command in a fresh directory; `None` (printed) without it.
+struct Certs {
+    dir: std::path::PathBuf,
+}
+
+impl Certs {
+    fn make() -> Option<Certs> {
+        let have = std::process::Command::new("openssl")
+            .arg("version")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !have {
+            let msg = "the openssl command is not installed: skipping the rediss:// test";
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("{msg}, which CI=true does not allow");
+            }
+            eprintln!("SKIPPED: {msg}");
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!(
+            "hublink-test-tls-{}-{}",
+            std::process::id(),
+            fastrand_suffix()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .unwrap();
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .expect("run openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        for (name, cn) in [("ca", "hublink test CA"), ("other-ca", "another CA")] {
+            run(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.pem"),
+                "-subj",
+                &format!("/CN={cn}"),
+            ]);
+        }
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+        ]);
+        Some(Certs { dir })
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Certs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn fastrand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+async fn wait_health(addr: std::net::SocketAddr, want: u16) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = health(addr).await;
+        if status == want {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/healthz not {want} within 10 s: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `rediss://` connects over TLS and verifies the server's certificate
+/// against the system's roots, or those of `SSL_CERT_FILE`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_urls_are_served_over_verified_tls() {
+    let Some(certs) = Certs::make() else {
+        return;
+    };
+    let Some(redis) = RedisServer::start_tls(
+        std::path::Path::new(&certs.path("server.pem")),
+        std::path::Path::new(&certs.path("server.key")),
+    ) else {
+        return;
+    };
+    let url = format!("rediss://127.0.0.1:{}", redis.tls_port.unwrap());
+    let args = [
+        "--broker",
+        "redis",
+        "--redis-url",
+        &url,
+        "--publish-key",
+        KEY,
+    ];
+
+    let p = ServerProcess::start_env(&args, &[("SSL_CERT_FILE", &certs.path("ca.pem"))]).await;
+    wait_health(p.addr, 200).await;
+    let mut c = common::Client::connect(&format!("ws://{}/ws", p.addr)).await;
+    c.next_json().await;
+    c.send_json(serde_json::json!({"type":"subscribe","topic":"orders"}))
+        .await;
+    assert_eq!(c.next_non_heartbeat().await["success"], true);
+    let auth = format!("Bearer {KEY}");
+    let (status, body) = http(
+        p.addr,
+        "POST",
+        "/api/publish",
+        &[("Authorization", &auth)],
+        r#"{"topic":"orders","data":"over tls"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let m = c.next_non_heartbeat().await;
+    assert_eq!(m["data"], "over tls", "{m}");
+    // It went through that Redis: the stream is there on its plain port.
+    let mut conn = redis
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let exists: bool = redis::cmd("EXISTS")
+        .arg("hublink:stream:{orders}")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(exists);
+    p.stop().await;
+
+    // A certificate from a CA it does not trust: down, and the reason says why.
+    let p =
+        ServerProcess::start_env(&args, &[("SSL_CERT_FILE", &certs.path("other-ca.pem"))]).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = health(p.addr).await;
+        assert_eq!(status, 503, "{body}");
+        // The first answer may still be "connecting to Redis".
+        if body["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("certificate"))
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no certificate error within 10 s: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    p.stop().await;
+}

@@ -24,10 +24,16 @@ impl ServerProcess {
     /// Starts `hublink-server --listen <free port> <args>` with `RUST_LOG=debug`
     /// (the most the log ever says), without waiting for it to listen.
     pub fn spawn(args: &[&str]) -> ServerProcess {
+        ServerProcess::spawn_env(args, &[])
+    }
+
+    /// [`ServerProcess::spawn`] with extra environment variables.
+    pub fn spawn_env(args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
         let addr = free_addr();
         let mut child = Command::new(env!("CARGO_BIN_EXE_hublink-server"))
             .args(["--listen", &addr.to_string()])
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "debug")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -63,7 +69,12 @@ impl ServerProcess {
 
     /// [`ServerProcess::spawn`], then waits until it accepts connections.
     pub async fn start(args: &[&str]) -> ServerProcess {
-        let mut p = ServerProcess::spawn(args);
+        ServerProcess::start_env(args, &[]).await
+    }
+
+    /// [`ServerProcess::start`] with extra environment variables.
+    pub async fn start_env(args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
+        let mut p = ServerProcess::spawn_env(args, env);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if tokio::net::TcpStream::connect(p.addr).await.is_ok() {

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 pub struct RedisServer {
     pub port: u16,
+    /// The TLS port of one started with [`RedisServer::start_tls`].
+    pub tls_port: Option<u16>,
     child: Option<Child>,
     /// `redis-server` arguments before the standard ones (a config file) and
     /// after them, kept for [`RedisServer::restart`].
@@ -57,8 +59,31 @@ impl RedisServer {
             std::fs::write(&conf, "").expect("write the sentinel's config file");
             Kind {
                 leading: vec![conf.to_string_lossy().into_owned(), "--sentinel".into()],
-                extra: Vec::new(),
                 files: vec![conf],
+                ..Kind::default()
+            }
+        })
+    }
+
+    /// One that also serves TLS on [`RedisServer::tls_port`] with the
+    /// certificate `cert`/`key` (PEM files); clients need no certificate.
+    /// The plain port stays open for the harness's PING.
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Option<RedisServer> {
+        RedisServer::start_kind(|_| {
+            let tls_port = free_port();
+            Kind {
+                extra: vec![
+                    "--tls-port".into(),
+                    tls_port.to_string(),
+                    "--tls-cert-file".into(),
+                    cert.to_string_lossy().into_owned(),
+                    "--tls-key-file".into(),
+                    key.to_string_lossy().into_owned(),
+                    "--tls-auth-clients".into(),
+                    "no".into(),
+                ],
+                tls_port: Some(tls_port),
+                ..Kind::default()
             }
         })
     }
@@ -102,6 +127,7 @@ impl RedisServer {
         let kind = kind(port);
         let mut s = RedisServer {
             port,
+            tls_port: kind.tls_port,
             child: None,
             leading: kind.leading,
             extra: kind.extra,
@@ -183,6 +209,7 @@ struct Kind {
     leading: Vec<String>,
     extra: Vec<String>,
     files: Vec<std::path::PathBuf>,
+    tls_port: Option<u16>,
 }
 
 impl Kind {
@@ -193,7 +220,6 @@ impl Kind {
         ));
         let _ = std::fs::remove_file(&nodes);
         Kind {
-            leading: Vec::new(),
             extra: vec![
                 "--cluster-enabled".into(),
                 "yes".into(),
@@ -201,6 +227,7 @@ impl Kind {
                 nodes.to_string_lossy().into_owned(),
             ],
             files: vec![nodes],
+            ..Kind::default()
         }
     }
 }
