@@ -11,7 +11,9 @@
 //! | `P:ch:{topic}` | pub/sub channel | every publication, as `{"seq","epoch","ts","ev","data"}` |
 //!
 //! The braces are Redis Cluster hash tags: a topic's keys share a slot. (This
-//! broker talks to one Redis; Cluster and sharded pub/sub are not implemented.)
+//! broker talks to one Redis; Cluster and sharded pub/sub are not implemented:
+//! before each connect it reads `INFO`, and a Cluster node or a Sentinel is
+//! refused, see [`Broker::unusable`].)
 //!
 //! # Publishing
 //!
@@ -647,6 +649,10 @@ fn check_scheme(url: &str) -> Result<()> {
     };
     match scheme.as_str() {
         "redis" | "redis+unix" | "unix" | "valkey" | "valkey+unix" => Ok(()),
+        "rediss" | "valkeys" if url.ends_with("#insecure") => refuse(
+            "#insecure is not supported: the server's certificate is always verified; \
+             trust its CA through SSL_CERT_FILE or SSL_CERT_DIR instead",
+        ),
         "rediss" | "valkeys" if cfg!(feature = "tls") => {
             // The process-wide rustls provider, unless one is installed
             // already: without it rustls panics when more than one is built in.

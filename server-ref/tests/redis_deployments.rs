@@ -180,6 +180,19 @@ async fn healthz_names_the_node_on_redis_too() {
     s.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insecure_rediss_url_is_refused_at_start() {
+    let out = refused_start(&[
+        "--broker",
+        "redis",
+        "--redis-url",
+        "rediss://127.0.0.1:6380/#insecure",
+    ])
+    .await;
+    assert!(out.contains("#insecure"), "names it: {out}");
+    assert!(out.contains("SSL_CERT_FILE"), "says what to do: {out}");
+}
+
 /// A CA and a server certificate for 127.0.0.1 it signed, made with the
 /// `openssl` command in a fresh directory; `None` (printed) without it.
 struct Certs {
