@@ -161,6 +161,12 @@ pub trait Broker: Send + Sync {
             errors: 0,
         }
     }
+    /// Completes, with the reason, when the backend turned out at start to be
+    /// one the broker cannot work with (a Redis Cluster node, a Sentinel): the
+    /// server then stops with that message. The default never completes.
+    fn unusable(&self) -> BoxFuture<'_, String> {
+        Box::pin(std::future::pending())
+    }
 }
 
 type PatternSubs = Vec<(String, u64, Arc<dyn Subscriber>)>;

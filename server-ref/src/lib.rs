@@ -86,6 +86,8 @@ pub struct AppState {
     pub broker: Arc<dyn Broker>,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
+    /// This node's name (`--node-id`, or a random one), in logs and `/healthz`.
+    node_id: String,
     verifier: Option<Verifier>,
     jwt_secret: Option<Vec<u8>>,
     publish_key: Option<String>,
@@ -160,32 +162,31 @@ impl AppState {
                 creds.token = Some(auth::sign(s, &claims)?);
             }
         }
+        let node_id = config
+            .node_id
+            .clone()
+            .unwrap_or_else(|| format!("node-{}", random_key(6).to_lowercase()));
         let broker: Arc<dyn Broker> = match config.broker {
             BrokerKind::Memory => Arc::new(MemoryBroker::new(Arc::new(MemoryHistory::new(
                 config.history_size,
                 config.history_age,
             )))),
-            BrokerKind::Redis => {
-                let node_id = config
-                    .node_id
-                    .clone()
-                    .unwrap_or_else(|| format!("node-{}", random_key(6).to_lowercase()));
-                Arc::new(redis_broker::RedisBroker::new(
-                    redis_broker::RedisOptions {
-                        url: config.redis_url.clone(),
-                        prefix: config.redis_prefix.clone(),
-                        node_id,
-                        history_size: config.history_size,
-                        history_age: config.history_age,
-                    },
-                )?)
-            }
+            BrokerKind::Redis => Arc::new(redis_broker::RedisBroker::new(
+                redis_broker::RedisOptions {
+                    url: config.redis_url.clone(),
+                    prefix: config.redis_prefix.clone(),
+                    node_id: node_id.clone(),
+                    history_size: config.history_size,
+                    history_age: config.history_age,
+                },
+            )?),
         };
         let (tx, rx) = watch::channel(false);
         let state = AppState {
             verifier: secret.as_deref().map(Verifier::new),
             jwt_secret: secret,
             publish_key,
+            node_id,
             config,
             broker,
             metrics: Metrics::default(),
@@ -198,6 +199,11 @@ impl AppState {
             started: Instant::now(),
         };
         Ok((Arc::new(state), tx, creds))
+    }
+
+    /// This node's name: `--node-id`, or the random one it was given.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
     }
 
     /// A fresh connection id.
@@ -335,7 +341,8 @@ pub fn app(state: Arc<AppState>) -> Router {
 }
 
 /// `GET /healthz`: 200 when the node can serve; 503 with a `reason` when its
-/// broker's backend (Redis) is unreachable, while its connections stay open.
+/// broker's backend (Redis) is unreachable or unusable, while its connections
+/// stay open. `node_id` names the node.
 async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let broker = state.broker.status();
     let mut body = json!({
@@ -344,6 +351,7 @@ async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         "active_streams": state.broker.active_streams(),
         "uptime_s": state.started.elapsed().as_secs(),
         "broker": broker.kind,
+        "node_id": state.node_id,
     });
     if broker.kind != "memory" {
         body["broker_up"] = json!(broker.up);
@@ -368,7 +376,9 @@ async fn metrics_text(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 
 /// Serves `listener` with `config` until `shutdown` completes, then asks every
 /// connection to reconnect later (`reconnect` + close 1012), waits for them
-/// (at most `--shutdown-grace`) and returns.
+/// (at most `--shutdown-grace`) and returns. It stops the same way, returning
+/// [`Error::Config`], when the broker's backend turns out at start to be one it
+/// cannot use (a Redis Cluster node or a Sentinel).
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -416,7 +426,12 @@ pub async fn run_with_state(
         let _ = stop.wait_for(|s| *s).await;
     });
     let server = tokio::spawn(async move { server.await });
-    shutdown.await;
+    // A broker backend that turns out unusable (a Redis Cluster node...) stops
+    // the server as a configuration error would, after the same graceful shutdown.
+    let unusable = tokio::select! {
+        () = shutdown => None,
+        why = state.broker.unusable() => Some(why),
+    };
     tracing::info!("shutting down: asking clients to reconnect later");
     let _ = shutdown_tx.send(true);
 
@@ -438,7 +453,10 @@ pub async fn run_with_state(
     demo::stop(&state);
     let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
     tracing::info!("stopped");
-    Ok(())
+    match unusable {
+        Some(why) => Err(Error::Config(why)),
+        None => Ok(()),
+    }
 }
 
 fn print_demo(state: &AppState, creds: &DemoCredentials, addr: std::net::SocketAddr) {

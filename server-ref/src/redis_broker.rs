@@ -11,7 +11,9 @@
 //! | `P:ch:{topic}` | pub/sub channel | every publication, as `{"seq","epoch","ts","ev","data"}` |
 //!
 //! The braces are Redis Cluster hash tags: a topic's keys share a slot. (This
-//! broker talks to one Redis; Cluster and sharded pub/sub are not implemented.)
+//! broker talks to one Redis; Cluster and sharded pub/sub are not implemented:
+//! before each connect it reads `INFO`, and a Cluster node or a Sentinel is
+//! refused, see [`Broker::unusable`].)
 //!
 //! # Publishing
 //!
@@ -67,7 +69,7 @@ use ::redis::{Client, Msg, Script, Value as RValue};
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::auth::pattern_matches;
 use crate::broker::{Broker, BrokerStatus, OnReady, Published, Subscribed, Subscriber};
@@ -149,9 +151,10 @@ return {epoch, seq, replay, latest}
 "#;
 
 /// What the Redis broker needs to know.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedisOptions {
-    /// `redis://...`
+    /// `redis://...`. It may hold a password: messages name only the host
+    /// and port it points to.
     pub url: String,
     /// Prefix of every key and channel.
     pub prefix: String,
@@ -161,6 +164,18 @@ pub struct RedisOptions {
     pub history_size: usize,
     /// Age after which messages leave the replay window.
     pub history_age: Duration,
+}
+
+impl std::fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("url", &crate::config::redacted_url(&self.url))
+            .field("prefix", &self.prefix)
+            .field("node_id", &self.node_id)
+            .field("history_size", &self.history_size)
+            .field("history_age", &self.history_age)
+            .finish()
+    }
 }
 
 struct Keys {
@@ -209,7 +224,9 @@ impl Keys {
 pub struct RedisHistory {
     conn: ConnectionManager,
     keys: Keys,
-    url: String,
+    /// Where Redis is (`host:port` or a socket path), for messages: never the
+    /// URL, which may hold a password.
+    addr: String,
     size: usize,
     age_ms: u64,
     publish_script: Script,
@@ -289,7 +306,7 @@ impl RedisHistory {
                 self.failed(&e);
                 Err(Error::PublishFailed(format!(
                     "Redis at {} did not take the message for {topic:?} (it may retry): {e}",
-                    self.url
+                    self.addr
                 )))
             }
         }
@@ -317,7 +334,7 @@ impl RedisHistory {
                 self.failed(&e);
                 return Err(Error::BrokerUnavailable(format!(
                     "Redis at {} could not read the history of {topic:?}: {e}",
-                    self.url
+                    self.addr
                 )));
             }
         };
@@ -524,6 +541,14 @@ struct Inner {
     cmds: mpsc::UnboundedSender<Cmd>,
     up: AtomicBool,
     reason: Mutex<Option<String>>,
+    /// The pub/sub link has been up once: from then on an unusable Redis
+    /// marks the broker down instead of stopping the server.
+    ever_up: AtomicBool,
+    /// Why the Redis at the address cannot be used (a Cluster node, a
+    /// Sentinel), while it is so: publishes fail at once with this.
+    unsupported: Mutex<Option<String>>,
+    /// Set at the first contact with an unusable Redis: the server stops.
+    fatal: watch::Sender<Option<String>>,
     active: AtomicUsize,
     subscriptions: AtomicUsize,
 }
@@ -559,8 +584,12 @@ impl RedisBroker {
     /// called within a tokio runtime.
     pub fn new(opts: RedisOptions) -> Result<RedisBroker> {
         let bad = |e: ::redis::RedisError| {
-            Error::Config(format!("--redis-url {:?} cannot be used: {e}", opts.url))
+            Error::Config(format!(
+                "--redis-url {:?} cannot be used: {e}",
+                crate::config::redacted_url(&opts.url)
+            ))
         };
+        check_scheme(&opts.url)?;
         let client = Client::open(opts.url.as_str()).map_err(bad)?;
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(Error::Config(
@@ -579,7 +608,7 @@ impl RedisBroker {
             history: RedisHistory {
                 conn,
                 keys: Keys::new(&opts.prefix),
-                url: opts.url.clone(),
+                addr: client.get_connection_info().addr().to_string(),
                 size: opts.history_size,
                 age_ms: opts.history_age.as_millis() as u64,
                 publish_script: Script::new(PUBLISH_SCRIPT),
@@ -594,6 +623,9 @@ impl RedisBroker {
             cmds: tx,
             up: AtomicBool::new(false),
             reason: Mutex::new(Some("connecting to Redis".into())),
+            ever_up: AtomicBool::new(false),
+            unsupported: Mutex::new(None),
+            fatal: watch::channel(None).0,
             active: AtomicUsize::new(0),
             subscriptions: AtomicUsize::new(0),
         });
@@ -619,6 +651,50 @@ impl RedisBroker {
     }
 }
 
+/// Refuses, by name, the kinds of `--redis-url` this broker does not take.
+fn check_scheme(url: &str) -> Result<()> {
+    let scheme = url
+        .split_once("://")
+        .map(|(s, _)| s.to_ascii_lowercase())
+        .unwrap_or_default();
+    let refuse = |why: &str| {
+        Err(Error::Config(format!(
+            "--redis-url {:?}: {why}",
+            crate::config::redacted_url(url)
+        )))
+    };
+    match scheme.as_str() {
+        "redis" | "redis+unix" | "unix" | "valkey" | "valkey+unix" => Ok(()),
+        "rediss" | "valkeys" if url.ends_with("#insecure") => refuse(
+            "#insecure is not supported: the server's certificate is always verified; \
+             trust its CA through SSL_CERT_FILE or SSL_CERT_DIR instead",
+        ),
+        "rediss" | "valkeys" if cfg!(feature = "tls") => {
+            // The process-wide rustls provider, unless one is installed
+            // already: without it rustls panics when more than one is built in.
+            #[cfg(feature = "tls")]
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            Ok(())
+        }
+        "rediss" | "valkeys" => refuse(
+            "TLS (rediss://) needs hublink-server built with its `tls` feature \
+             (on by default), which this build left out",
+        ),
+        s if s.contains("sentinel") => refuse(
+            "Redis Sentinel is not supported; point --redis-url at the current \
+             primary (redis://host:port), which SENTINEL GET-MASTER-ADDR-BY-NAME names",
+        ),
+        s if s.contains("cluster") => refuse(
+            "Redis Cluster is not supported; point --redis-url at a standalone Redis \
+             (redis://host:port)",
+        ),
+        _ => refuse(
+            "expected redis://[[user]:password@]host[:port][/db], rediss:// (TLS) \
+             or redis+unix:///path",
+        ),
+    }
+}
+
 /// Removes a pending registration if its subscribe did not finish.
 struct PendingGuard<'a> {
     inner: &'a Inner,
@@ -637,13 +713,17 @@ impl Drop for PendingGuard<'_> {
 
 impl Inner {
     fn unreachable(&self) -> String {
+        if let Some(why) = lock(&self.unsupported).clone() {
+            return why;
+        }
         let reason = lock(&self.reason).clone().unwrap_or_default();
-        format!("Redis at {} is unreachable ({reason})", self.history.url)
+        format!("Redis at {} is unreachable ({reason})", self.history.addr)
     }
 
     fn set_up(&self) {
+        self.ever_up.store(true, Ordering::Release);
         if !self.up.swap(true, Ordering::AcqRel) {
-            tracing::info!(node = %self.node_id, "redis: connected to {}", self.history.url);
+            tracing::info!(node = %self.node_id, "redis: connected to {}", self.history.addr);
         }
         *lock(&self.reason) = None;
     }
@@ -655,6 +735,46 @@ impl Inner {
             tracing::debug!(node = %self.node_id, "redis: still unreachable: {reason}");
         }
         *lock(&self.reason) = Some(reason);
+    }
+
+    /// Asks the server at the address what it is (`INFO`): `Ok(Some(why))`
+    /// when it is a Redis this broker cannot use. A server that does not let
+    /// this client run `INFO` (ACLs) is taken for a plain Redis.
+    async fn check_deployment(&self) -> std::result::Result<Option<String>, String> {
+        let mut conn = bounded("connect", self.client.get_multiplexed_async_connection()).await?;
+        let info = tokio::time::timeout(
+            OP_TIMEOUT,
+            ::redis::cmd("INFO").query_async::<String>(&mut conn),
+        )
+        .await;
+        match info {
+            Ok(Ok(info)) => Ok(unsupported_deployment(&self.history.addr, &info)),
+            Ok(Err(e)) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() => {
+                Err(format!("INFO: {e}"))
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(
+                    node = %self.node_id,
+                    "redis: INFO refused ({e}): assuming a standalone Redis"
+                );
+                Ok(None)
+            }
+            Err(_) => Err(format!("INFO: no answer within {OP_TIMEOUT:?}")),
+        }
+    }
+
+    /// The Redis at the address cannot be used: at the first contact the
+    /// server stops (see [`Broker::unusable`]); later the broker is down with
+    /// `why` until a usable Redis answers there.
+    fn refuse(&self, why: String) {
+        let changed = lock(&self.unsupported).replace(why.clone()).as_ref() != Some(&why);
+        if !self.ever_up.load(Ordering::Acquire) {
+            tracing::error!(node = %self.node_id, "redis: {why}");
+            self.fatal.send_replace(Some(why.clone()));
+        } else if changed {
+            tracing::error!(node = %self.node_id, "redis: {why}; the broker is down until it is replaced");
+        }
+        self.set_down(why);
     }
 
     fn topic(&self, topic: &str) -> Option<Arc<Mutex<Topic>>> {
@@ -1045,8 +1165,20 @@ async fn resync(inner: Arc<Inner>, topic: String) {
 async fn run_pubsub(inner: Arc<Inner>, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
     let mut delay = BACKOFF_MIN;
     loop {
-        let connected = bounded("connect", inner.client.get_async_pubsub()).await;
         let mut failure = None;
+        let connected = match inner.check_deployment().await {
+            Ok(None) => {
+                if lock(&inner.unsupported).take().is_some() {
+                    tracing::info!(node = %inner.node_id, "redis: {} is a usable Redis again", inner.history.addr);
+                }
+                bounded("connect", inner.client.get_async_pubsub()).await
+            }
+            Ok(Some(why)) => {
+                inner.refuse(why.clone());
+                Err(why)
+            }
+            Err(e) => Err(e),
+        };
         match connected {
             Ok(ps) => {
                 let (mut sink, mut stream) = ps.split();
@@ -1135,6 +1267,10 @@ impl Broker for RedisBroker {
         let topic = topic.to_string();
         Box::pin(async move {
             let inner = &self.inner;
+            if let Some(why) = lock(&inner.unsupported).clone() {
+                inner.history.errors.fetch_add(1, Ordering::Relaxed);
+                return Err(Error::PublishFailed(why));
+            }
             // Tried even while the pub/sub link is down: the other nodes may
             // still hear it, and this node catches up when its link returns.
             let event_id = event_id.map(|e| e ^ inner.event_salt);
@@ -1246,6 +1382,43 @@ impl Broker for RedisBroker {
             errors: inner.history.errors.load(Ordering::Relaxed),
         }
     }
+
+    fn unusable(&self) -> BoxFuture<'_, String> {
+        let mut fatal = self.inner.fatal.subscribe();
+        Box::pin(async move {
+            let why = match fatal.wait_for(Option::is_some).await {
+                Ok(why) => why.clone(),
+                Err(_) => None,
+            };
+            match why {
+                Some(why) => why,
+                None => std::future::pending().await,
+            }
+        })
+    }
+}
+
+/// Why the server whose `INFO` is `info` cannot serve as this broker's
+/// Redis, if it cannot: a Redis Cluster node (publishes to topics on other
+/// shards would fail with `MOVED`) or a Sentinel (no scripts, no keys).
+fn unsupported_deployment(addr: &str, info: &str) -> Option<String> {
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.trim_end().strip_prefix(name)?.strip_prefix(':'))
+    };
+    if field("redis_mode") == Some("cluster") || field("cluster_enabled") == Some("1") {
+        return Some(format!(
+            "Redis at {addr} is a Redis Cluster node: Redis Cluster is not supported; \
+             point --redis-url at a standalone Redis (a primary, with replicas if wanted)"
+        ));
+    }
+    if field("redis_mode") == Some("sentinel") {
+        return Some(format!(
+            "Redis at {addr} is a Redis Sentinel: Sentinel is not supported; point \
+             --redis-url at the primary it monitors (SENTINEL GET-MASTER-ADDR-BY-NAME <name>)"
+        ));
+    }
+    None
 }
 
 #[cfg(test)]

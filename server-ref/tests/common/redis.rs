@@ -10,7 +10,15 @@ use std::time::{Duration, Instant};
 
 pub struct RedisServer {
     pub port: u16,
+    /// The TLS port of one started with [`RedisServer::start_tls`].
+    pub tls_port: Option<u16>,
     child: Option<Child>,
+    /// `redis-server` arguments before the standard ones (a config file) and
+    /// after them, kept for [`RedisServer::restart`].
+    leading: Vec<String>,
+    extra: Vec<String>,
+    /// Files this server writes (Cluster's nodes file), removed on drop.
+    files: Vec<std::path::PathBuf>,
 }
 
 fn free_port() -> u16 {
@@ -21,6 +29,87 @@ fn free_port() -> u16 {
 impl RedisServer {
     /// Starts one, or `None` (printed) when `redis-server` is not installed.
     pub fn start() -> Option<RedisServer> {
+        RedisServer::start_with(&[])
+    }
+
+    /// Starts one with extra arguments (`--requirepass pw`...), or `None`.
+    pub fn start_with(extra: &[&str]) -> Option<RedisServer> {
+        let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        RedisServer::start_kind(|_| Kind {
+            extra,
+            ..Kind::default()
+        })
+    }
+
+    /// A node started with `--cluster-enabled yes` and no slots assigned:
+    /// it answers `INFO` with `cluster_enabled:1` and every key command with
+    /// `CLUSTERDOWN`, as a node of a Redis Cluster does for keys it does not own.
+    pub fn start_cluster_node() -> Option<RedisServer> {
+        RedisServer::start_kind(Kind::cluster_node)
+    }
+
+    /// A Redis Sentinel (`redis-server <file> --sentinel`) monitoring nothing:
+    /// it answers `PING` and `SUBSCRIBE`, and `unknown command` to the rest.
+    pub fn start_sentinel() -> Option<RedisServer> {
+        RedisServer::start_kind(|port| {
+            let conf = std::env::temp_dir().join(format!(
+                "hublink-test-sentinel-{}-{port}.conf",
+                std::process::id()
+            ));
+            std::fs::write(&conf, "").expect("write the sentinel's config file");
+            Kind {
+                leading: vec![conf.to_string_lossy().into_owned(), "--sentinel".into()],
+                files: vec![conf],
+                ..Kind::default()
+            }
+        })
+    }
+
+    /// One that also serves TLS on [`RedisServer::tls_port`] with the
+    /// certificate `cert`/`key` (PEM files); clients need no certificate.
+    /// The plain port stays open for the harness's PING.
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Option<RedisServer> {
+        RedisServer::start_kind(|_| {
+            let tls_port = free_port();
+            Kind {
+                extra: vec![
+                    "--tls-port".into(),
+                    tls_port.to_string(),
+                    "--tls-cert-file".into(),
+                    cert.to_string_lossy().into_owned(),
+                    "--tls-key-file".into(),
+                    key.to_string_lossy().into_owned(),
+                    "--tls-auth-clients".into(),
+                    "no".into(),
+                ],
+                tls_port: Some(tls_port),
+                ..Kind::default()
+            }
+        })
+    }
+
+    /// Stops it and starts a Redis Cluster node on the same port.
+    pub fn restart_as_cluster_node(&mut self) {
+        self.restart_as(Kind::cluster_node(self.port));
+    }
+
+    /// Stops it and starts a plain Redis (with `extra`) on the same port.
+    pub fn restart_as_standalone(&mut self, extra: &[&str]) {
+        self.restart_as(Kind {
+            extra: extra.iter().map(|a| a.to_string()).collect(),
+            ..Kind::default()
+        });
+    }
+
+    fn restart_as(&mut self, kind: Kind) {
+        self.kill();
+        self.leading = kind.leading;
+        self.extra = kind.extra;
+        self.files.extend(kind.files);
+        self.spawn();
+    }
+
+    fn start_kind(kind: impl FnOnce(u16) -> Kind) -> Option<RedisServer> {
         if Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -34,9 +123,15 @@ impl RedisServer {
             eprintln!("SKIPPED: {msg}");
             return None;
         }
+        let port = free_port();
+        let kind = kind(port);
         let mut s = RedisServer {
-            port: free_port(),
+            port,
+            tls_port: kind.tls_port,
             child: None,
+            leading: kind.leading,
+            extra: kind.extra,
+            files: kind.files,
         };
         s.spawn();
         Some(s)
@@ -44,6 +139,7 @@ impl RedisServer {
 
     fn spawn(&mut self) {
         let child = Command::new("redis-server")
+            .args(&self.leading)
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args([
@@ -52,6 +148,7 @@ impl RedisServer {
                 "--dir",
                 &std::env::temp_dir().to_string_lossy(),
             ])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -75,8 +172,11 @@ impl RedisServer {
             return false;
         };
         let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+        // With `--requirepass` the answer is `-NOAUTH ...`: up all the same.
         let mut buf = [0u8; 7];
-        s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+        s.write_all(b"PING\r\n").is_ok()
+            && s.read_exact(&mut buf).is_ok()
+            && (&buf == b"+PONG\r\n" || buf.starts_with(b"-NOAUTH"))
     }
 
     pub fn url(&self) -> String {
@@ -103,8 +203,40 @@ impl RedisServer {
     }
 }
 
+/// How a [`RedisServer`] is started.
+#[derive(Default)]
+struct Kind {
+    leading: Vec<String>,
+    extra: Vec<String>,
+    files: Vec<std::path::PathBuf>,
+    tls_port: Option<u16>,
+}
+
+impl Kind {
+    fn cluster_node(port: u16) -> Kind {
+        let nodes = std::env::temp_dir().join(format!(
+            "hublink-test-nodes-{}-{port}.conf",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&nodes);
+        Kind {
+            extra: vec![
+                "--cluster-enabled".into(),
+                "yes".into(),
+                "--cluster-config-file".into(),
+                nodes.to_string_lossy().into_owned(),
+            ],
+            files: vec![nodes],
+            ..Kind::default()
+        }
+    }
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+        for f in &self.files {
+            let _ = std::fs::remove_file(f);
+        }
     }
 }
