@@ -130,6 +130,27 @@ fn defaults() -> hublink_server::Config {
     c
 }
 
+/// Publishes `n` messages on `topic` in-process (data from their `seq`);
+/// returns the topic's epoch.
+async fn publish_many(
+    s: &Server,
+    topic: &str,
+    n: u64,
+    data: impl Fn(u64) -> serde_json::Value,
+) -> String {
+    let mut epoch = String::new();
+    for i in 1..=n {
+        epoch = s
+            .state
+            .publish(topic, data(i), None)
+            .await
+            .unwrap()
+            .epoch
+            .to_string();
+    }
+    epoch
+}
+
 /// Reads `subscribe_ack` then messages `from..=to` of `topic`, in order, each
 /// once; then nothing more of the topic for a moment.
 async fn recovers(c: &mut Client, topic: &str, from: u64, to: u64) {
@@ -197,11 +218,7 @@ async fn a_window_of_100000_is_recovered_whole_at_the_default_send_queue() {
     let mut cfg = defaults();
     cfg.history_size = 100_000;
     let s = start(cfg).await;
-    let mut epoch = String::new();
-    for i in 1..=100_000u64 {
-        let m = s.state.publish("t", json!(i), None).await.unwrap();
-        epoch = m.epoch.to_string();
-    }
+    let epoch = publish_many(&s, "t", 100_000, |i| json!(i)).await;
     let mut c = s.client("/ws").await;
     c.next_json().await;
     c.send_json(json!({"type":"subscribe","topic":"t","since":{"epoch":epoch,"seq":1}}))
@@ -215,16 +232,7 @@ async fn a_window_of_100000_is_recovered_whole_at_the_default_send_queue() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_messages_during_a_long_replay_follow_it_in_order() {
     let s = start(defaults()).await;
-    let mut epoch = String::new();
-    for i in 1..=1000u64 {
-        epoch = s
-            .state
-            .publish("t", json!(i), None)
-            .await
-            .unwrap()
-            .epoch
-            .to_string();
-    }
+    let epoch = publish_many(&s, "t", 1000, |i| json!(i)).await;
     let mut c = s.client("/ws").await;
     c.next_json().await;
     c.send_json(json!({"type":"subscribe","topic":"other"}))
@@ -281,16 +289,7 @@ async fn live_messages_during_a_long_replay_follow_it_in_order() {
 async fn a_reader_that_stops_reading_during_a_replay_is_still_a_slow_consumer() {
     let s = start(defaults()).await;
     let big = "x".repeat(2000);
-    let mut epoch = String::new();
-    for _ in 0..1000 {
-        epoch = s
-            .state
-            .publish("t", json!(big), None)
-            .await
-            .unwrap()
-            .epoch
-            .to_string();
-    }
+    let epoch = publish_many(&s, "t", 1000, |_| json!(big)).await;
     let mut c = s.client("/ws").await;
     c.next_json().await;
     c.send_json(json!({"type":"subscribe","topic":"t","since":{"epoch":epoch,"seq":0}}))

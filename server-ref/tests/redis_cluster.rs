@@ -55,6 +55,33 @@ async fn subscribed(s: &Server, topic: &str, since: Option<(&str, u64)>) -> (Cli
     (c, ack)
 }
 
+/// Publishes `data` on `topic` with the node's own script, but announces it
+/// on a channel nobody hears, as if the pub/sub link had dropped it; returns
+/// its `seq`.
+async fn publish_unannounced(redis: &RedisServer, topic: &str, data: u64) -> u64 {
+    let mut conn = redis
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let (seq, _epoch): (u64, String) =
+        redis::Script::new(hublink_server::redis_broker::PUBLISH_SCRIPT)
+            .key(format!("hublink:meta:{{{topic}}}"))
+            .key(format!("hublink:stream:{{{topic}}}"))
+            .arg("nowhere")
+            .arg("unused")
+            .arg(data.to_string())
+            .arg(hublink_server::now_ms())
+            .arg("")
+            .arg(1000)
+            .arg(300_000)
+            .arg(86_400_000)
+            .invoke_async(&mut conn)
+            .await
+            .unwrap();
+    seq
+}
+
 async fn expect_seqs(c: &mut Client, seqs: std::ops::RangeInclusive<u64>) -> Vec<Value> {
     let mut data = Vec::new();
     for seq in seqs {
@@ -242,30 +269,10 @@ async fn a_catch_up_longer_than_the_send_queue_reaches_subscribers_whole() {
     let (mut c, _) = subscribed(&b, "t", None).await;
     a.publish("t", json!(1)).await;
     expect_seqs(&mut c, 1..=1).await;
-    let mut conn = redis
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
     // seqs 2..=601 go into the stream but are announced on a channel nobody
     // hears, as if the pub/sub link had dropped them.
     for i in 2..=601u64 {
-        let (seq, _epoch): (u64, String) =
-            redis::Script::new(hublink_server::redis_broker::PUBLISH_SCRIPT)
-                .key("hublink:meta:{t}")
-                .key("hublink:stream:{t}")
-                .arg("nowhere")
-                .arg("unused")
-                .arg(i.to_string())
-                .arg(hublink_server::now_ms())
-                .arg("")
-                .arg(1000)
-                .arg(300_000)
-                .arg(86_400_000)
-                .invoke_async(&mut conn)
-                .await
-                .unwrap();
-        assert_eq!(seq, i);
+        assert_eq!(publish_unannounced(&redis, "t", i).await, i);
     }
     a.publish("t", json!(602)).await;
     expect_seqs(&mut c, 2..=602).await;
@@ -355,26 +362,7 @@ async fn a_message_lost_on_the_channel_is_filled_from_the_stream() {
     expect_seqs(&mut c, 1..=1).await;
     // seq 2 goes into the stream but is announced on a channel nobody hears,
     // as if the pub/sub link had dropped it.
-    let mut conn = redis
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let (seq, _epoch): (u64, String) =
-        redis::Script::new(hublink_server::redis_broker::PUBLISH_SCRIPT)
-            .key("hublink:meta:{t}")
-            .key("hublink:stream:{t}")
-            .arg("nowhere")
-            .arg("unused")
-            .arg("2")
-            .arg(hublink_server::now_ms())
-            .arg("")
-            .arg(1000)
-            .arg(300_000)
-            .arg(86_400_000)
-            .invoke_async(&mut conn)
-            .await
-            .unwrap();
+    let seq = publish_unannounced(&redis, "t", 2).await;
     assert_eq!(seq, 2);
     a.publish("t", json!(3)).await;
     assert_eq!(expect_seqs(&mut c, 2..=3).await, [json!(2), json!(3)]);
