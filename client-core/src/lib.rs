@@ -91,6 +91,9 @@ pub use dialect::{Dialect, DialectKind};
 pub(crate) use error::excerpt;
 pub use error::{DecodeError, Error, Result};
 pub use json::JsonValue;
-pub use protocol::{close_code, CloseInfo, Inbound, Message, Position, ServerError, SUBPROTOCOL};
+pub use protocol::{
+    close_code, Admit, CloseInfo, Header, HeaderMessage, Inbound, Message, Position, ServerError,
+    SUBPROTOCOL,
+};
 pub use queue::QueueConfig;
 pub use subscriptions::{Subscription, SubscriptionState, Subscriptions};
