@@ -7,10 +7,13 @@ use crate::protocol::{
     close_code, close_policy, Admit, CloseInfo, ClosePolicy, Header, Inbound, Message, Position,
     ServerError,
 };
-use crate::queue::{OutboundQueue, QueueConfig};
+use crate::queue::{Fifo, OutboundQueue, QueueConfig};
 use crate::subscriptions::{SubscriptionState, Subscriptions};
 use crate::{excerpt, DecodeError, Error, Result};
-use std::collections::VecDeque;
+use alloc::borrow::ToOwned;
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
 
 /// Liveness detection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -376,12 +379,12 @@ pub struct Connection<V: JsonValue> {
     observed_heartbeat: ObservedHeartbeat,
     subs: Subscriptions,
     queue: OutboundQueue,
-    transmits: VecDeque<Transmit>,
-    events: VecDeque<Event<V>>,
+    transmits: Fifo<Transmit>,
+    events: Fifo<Event<V>>,
 }
 
-impl<V: JsonValue> std::fmt::Debug for Connection<V> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl<V: JsonValue> core::fmt::Debug for Connection<V> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Connection")
             .field("dialect", &self.dialect.name())
             .field("state", &self.state)
@@ -412,8 +415,8 @@ impl<V: JsonValue> Connection<V> {
             observed_heartbeat: ObservedHeartbeat::default(),
             subs: Subscriptions::default(),
             queue: OutboundQueue::default(),
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
+            transmits: Fifo::default(),
+            events: Fifo::default(),
         }
     }
 
@@ -859,6 +862,14 @@ impl<V: JsonValue> Connection<V> {
             .min()
     }
 
+    /// Whether [`poll_transmit`](Self::poll_transmit) or
+    /// [`poll_event`](Self::poll_event) has something: lets a shell skip
+    /// draining after an input that produced nothing (most messages).
+    #[must_use]
+    pub fn has_output(&self) -> bool {
+        !self.transmits.is_empty() || !self.events.is_empty()
+    }
+
     /// The next instruction for the transport.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -874,7 +885,7 @@ impl<V: JsonValue> Connection<V> {
     // ----- Internals ----------------------------------------------------------
 
     fn set_state(&mut self, to: State, reason: Reason, retry_in_ms: Option<u64>) {
-        let from = std::mem::replace(&mut self.state, to);
+        let from = core::mem::replace(&mut self.state, to);
         self.events.push_back(Event::StateChanged(StateChange {
             from,
             to,

@@ -10,8 +10,11 @@ use crate::json::{concat, JsonValue, JsonWriter};
 use crate::protocol::{Header, HeaderMessage, Inbound, Message, Position, ServerError};
 use crate::subscriptions::Subscriptions;
 use crate::DecodeError;
-use std::fmt;
-use std::str::FromStr;
+use alloc::borrow::ToOwned;
+use alloc::boxed::Box;
+use alloc::string::String;
+use core::fmt;
+use core::str::FromStr;
 
 /// One server family's message shapes.
 ///
@@ -163,7 +166,8 @@ fn require_str<V: JsonValue>(
 fn seconds_to_ms(seconds: f64) -> u64 {
     const DAY_SECONDS: f64 = 86_400.0;
     let seconds = if seconds.is_nan() { 0.0 } else { seconds };
-    (seconds.clamp(0.0, DAY_SECONDS) * 1000.0).round() as u64
+    // Rounded half up (`f64::round` is not in `core`); the value is >= 0.
+    (seconds.clamp(0.0, DAY_SECONDS) * 1000.0 + 0.5) as u64
 }
 
 /// `{"message", "recoverable", "error_count"}` as the canonical and power

@@ -10,8 +10,12 @@
 //! Outbound frames are small, fixed shapes; the core writes them as text with
 //! [`JsonWriter`], splicing in payloads that the value type printed.
 
+use alloc::string::String;
+use alloc::vec::Vec;
+#[cfg(feature = "serde_json")]
+use alloc::{borrow::ToOwned, string::ToString};
+use core::fmt;
 use serde::de::DeserializeOwned;
-use std::fmt;
 
 /// A parsed JSON value, as the shell's JSON implementation represents it.
 ///

@@ -73,6 +73,12 @@
 //! }
 //! ```
 
+#![no_std]
+
+extern crate alloc;
+#[cfg(any(feature = "std", test))]
+extern crate std;
+
 pub mod backoff;
 mod connection;
 pub mod dialect;

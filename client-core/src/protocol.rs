@@ -3,6 +3,8 @@
 //! A [`Dialect`](crate::Dialect) turns each received JSON value into an
 //! [`Inbound`]; the state machine only ever looks at `Inbound`.
 
+use alloc::string::String;
+use alloc::vec::Vec;
 /// The WebSocket subprotocol of the canonical protocol.
 pub const SUBPROTOCOL: &str = "hublink.v1";
 
