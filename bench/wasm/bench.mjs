@@ -117,7 +117,8 @@ const port = http.address().port;
 
 // ---- Chromium over bare CDP
 const profile = mkdtempSync(join(tmpdir(), "hublink-bench-chromium-"));
-const chromium = spawn("/usr/bin/chromium", [
+// Chromium on core 0, this process (the server) on core 1 (bench/wasm/run).
+const chromium = spawn("taskset", ["-c", "0", "/usr/bin/chromium",
   "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
   "--disable-background-networking", "--disable-component-update", "--disable-sync",
   "--disable-extensions", `--user-data-dir=${profile}`, "--remote-debugging-port=0",

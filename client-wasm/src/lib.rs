@@ -162,6 +162,8 @@ pub struct Core {
     subprotocol: bool,
     /// The deadline the last `drain` returned, which the JS timer is set for.
     armed: Cell<Option<u64>>,
+    /// `type`, `topic` and `epoch` of the last `header` call.
+    last_header: RefCell<[Option<String>; 3]>,
 }
 
 #[wasm_bindgen]
@@ -212,6 +214,7 @@ impl Core {
             outputs,
             subprotocol: dialect == DialectKind::Hublink,
             armed: Cell::new(None),
+            last_header: RefCell::new([None, None, None]),
         })
     }
 
@@ -294,29 +297,40 @@ impl Core {
     }
 
     /// A parsed frame (or line of a `\n`-batched one) of `len` characters, by
-    /// its top-level fields; `seq` is `NaN` when absent. Answers with the
-    /// [`admit`] bits: `DELIVER` (hand `data` to the application, after
-    /// `drain` if `DRAIN` is set too), `DECODE` (call `value` with the frame),
-    /// `DRAIN`.
+    /// its top-level fields; `seq` is `NaN` when absent. A string field that
+    /// is the same as in the previous call is not passed again: its bit in
+    /// `same` is set (1: `type`, 2: `topic`, 4: `epoch`) and the argument is
+    /// ignored, so that a stream of messages on one topic crosses no string at
+    /// all. Answers with the [`admit`] bits: `DELIVER` (hand `data` to the
+    /// application, after `drain` if `DRAIN` is set too), `DECODE` (call
+    /// `value` with the frame), `DRAIN`.
     #[allow(clippy::too_many_arguments)]
     pub fn header(
         &self,
         now: f64,
         len: u32,
+        same: u32,
         kind: Option<String>,
         topic: Option<String>,
         seq: f64,
         epoch: Option<String>,
         has_data: bool,
     ) -> u32 {
+        let mut last = self.last_header.borrow_mut();
+        for (bit, field, value) in [(1, 0, kind), (2, 1, topic), (4, 2, epoch)] {
+            if same & bit == 0 {
+                last[field] = value;
+            }
+        }
         let header = Header {
-            kind: kind.as_deref(),
-            topic: topic.as_deref(),
+            kind: last[0].as_deref(),
+            topic: last[1].as_deref(),
             seq: to_u64(seq),
-            epoch: epoch.as_deref(),
+            epoch: last[2].as_deref(),
             has_data,
         };
         let verdict = self.with(|c| c.handle_header(ms(now), len as usize, &header));
+        drop(last);
         let bits = match verdict {
             Admit::Deliver => admit::DELIVER,
             Admit::Decode => admit::DECODE,

@@ -185,6 +185,10 @@ class Client implements HublinkClient {
   private readonly last = new Map<string, TopicMessage>();
   private readonly pending: Array<(core: Core) => void> = [];
   private readonly lifecycle = (e: Event): void => this.onLifecycle(e);
+  /** `type`, `topic` and `epoch` as last passed to `Core.header` (it keeps them). */
+  private lastType: string | undefined;
+  private lastTopic: string | undefined;
+  private lastEpoch: string | undefined;
 
   constructor(url: string, private readonly options: ClientOptions) {
     this.url = resolveUrl(url);
@@ -437,9 +441,19 @@ class Client implements HublinkClient {
     const m = v as Record<string, unknown> | null;
     const o = typeof m === "object" && m !== null;
     const seq = o ? m.seq : undefined;
-    const bits = o
-      ? core.header(now(), len, str(m.type), str(m.topic), typeof seq === "number" ? seq : NAN, str(m.epoch), m.data !== undefined)
-      : DECODE;
+    let bits = DECODE;
+    if (o) {
+      // Strings equal to the last call's stay in wasm: no copy per message.
+      const t = str(m.type);
+      const topic = str(m.topic);
+      const epoch = str(m.epoch);
+      const same = (t === this.lastType ? 1 : 0) | (topic === this.lastTopic ? 2 : 0) | (epoch === this.lastEpoch ? 4 : 0);
+      this.lastType = t;
+      this.lastTopic = topic;
+      this.lastEpoch = epoch;
+      bits = core.header(now(), len, same, same & 1 ? undefined : t, same & 2 ? undefined : topic,
+        typeof seq === "number" ? seq : NAN, same & 4 ? undefined : epoch, m.data !== undefined);
+    }
     if (bits & DECODE) {
       core.value(now(), v);
       return this.drive();
