@@ -343,7 +343,16 @@ class Client implements HublinkClient {
   private deliver(m: TopicMessage): void {
     this.last.set(m.topic, m);
     const handlers = this.topics.get(m.topic);
-    if (handlers) for (const h of handlers.size === 1 ? handlers : [...handlers]) this.guard(() => h(m.data, m));
+    // Handler sets are replaced, never mutated, by subscribe and
+    // unsubscribe: no copy and no closure per message.
+    if (handlers)
+      for (const h of handlers) {
+        try {
+          h(m.data, m);
+        } catch (e) {
+          report(e);
+        }
+      }
     if (this.listeners.size) this.emit(m);
   }
 
@@ -492,19 +501,19 @@ class Client implements HublinkClient {
   }
 
   subscribe<T = unknown>(topic: string, handler: TopicHandler<T>): () => void {
-    let set = this.topics.get(topic);
-    if (!set) {
-      const core = this.core;
-      if (core) {
-        core.subscribe(now(), topic);
-        this.drive();
-      }
-      this.topics.set(topic, (set = new Set()));
-    }
     const h = handler as TopicHandler<unknown>;
-    set.add(h);
+    const set = this.topics.get(topic);
+    if (!set && this.core) {
+      this.core.subscribe(now(), topic);
+      this.drive();
+    }
+    this.topics.set(topic, new Set(set).add(h));
     return () => {
-      if (!set.delete(h) || set.size > 0 || this.topics.get(topic) !== set) return;
+      const current = this.topics.get(topic);
+      if (!current?.has(h)) return;
+      const rest = new Set(current);
+      rest.delete(h);
+      if (rest.size) return void this.topics.set(topic, rest);
       this.topics.delete(topic);
       if (this.core) {
         this.core.unsubscribe(now(), topic);
