@@ -418,53 +418,57 @@ class Client implements HublinkClient {
    * cost no failed parse of the whole.
    */
   private lines(core: Core, data: string): void {
-    if (!core.fits(now(), data.length)) return this.drive();
-    const lines = data.split("\n").map((l) => l.trim()).filter((l) => l);
+    const t = now();
+    if (!core.fits(t, data.length)) return this.drive();
+    const lines = data.split("\n");
     const values: unknown[] = [];
     try {
-      for (const l of lines) values.push(JSON.parse(l));
+      // JSON.parse skips the whitespace around a value itself; a blank line
+      // that is not empty fails here and takes the careful path below.
+      for (const l of lines) if (l) values.push(JSON.parse(l));
     } catch {
+      const kept = lines.map((l) => l.trim()).filter((l) => l);
       let whole: unknown;
       try {
         whole = JSON.parse(data);
       } catch {
-        // A batch with bad lines: each reported, the others delivered.
-        for (const l of lines) {
+        // Line by line: bad lines reported, the others delivered.
+        for (const l of kept) {
           try {
             whole = JSON.parse(l);
           } catch (e) {
-            core.unparsed(now(), l, (e as Error).message);
+            core.unparsed(t, l, (e as Error).message);
             continue;
           }
-          this.one(core, whole, l.length);
+          this.one(core, whole, l.length, t);
         }
         return this.drive();
       }
-      return this.one(core, whole, data.length);
+      return this.one(core, whole, data.length, t);
     }
-    for (let i = 0; i < values.length; i++) this.one(core, values[i], lines[i].length);
+    for (const v of values) this.one(core, v, 0, t);
   }
 
   /** One parsed value: its header into the core, then deliver, decode or drop as it says. */
-  private one(core: Core, v: unknown, len: number): void {
+  private one(core: Core, v: unknown, len: number, t = now()): void {
     const m = v as Record<string, unknown> | null;
     const o = typeof m === "object" && m !== null;
     const seq = o ? m.seq : undefined;
     let bits = DECODE;
     if (o) {
       // Strings equal to the last call's stay in wasm: no copy per message.
-      const t = str(m.type);
+      const type = str(m.type);
       const topic = str(m.topic);
       const epoch = str(m.epoch);
-      const same = (t === this.lastType ? 1 : 0) | (topic === this.lastTopic ? 2 : 0) | (epoch === this.lastEpoch ? 4 : 0);
-      this.lastType = t;
+      const same = (type === this.lastType ? 1 : 0) | (topic === this.lastTopic ? 2 : 0) | (epoch === this.lastEpoch ? 4 : 0);
+      this.lastType = type;
       this.lastTopic = topic;
       this.lastEpoch = epoch;
-      bits = core.header(now(), len, same, same & 1 ? undefined : t, same & 2 ? undefined : topic,
+      bits = core.header(t, len, same, same & 1 ? undefined : type, same & 2 ? undefined : topic,
         typeof seq === "number" ? seq : NAN, same & 4 ? undefined : epoch, m.data !== undefined);
     }
     if (bits & DECODE) {
-      core.value(now(), v);
+      core.value(t, v);
       return this.drive();
     }
     if (bits & DRAIN) this.drive();
