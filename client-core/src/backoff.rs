@@ -65,6 +65,7 @@ impl BackoffConfig {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::vec::Vec;
 
     #[test]
     fn nominal_doubles_from_one_second_to_the_cap() {

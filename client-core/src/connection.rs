@@ -2,14 +2,18 @@
 
 use crate::backoff::BackoffConfig;
 use crate::dialect::Dialect;
-use crate::json::JsonValue;
+use crate::json::{concat, u64_text, JsonValue};
 use crate::protocol::{
-    close_code, close_policy, CloseInfo, ClosePolicy, Inbound, Message, Position, ServerError,
+    close_code, close_policy, Admit, CloseInfo, ClosePolicy, Header, Inbound, Message, Position,
+    ServerError,
 };
-use crate::queue::{OutboundQueue, QueueConfig};
+use crate::queue::{Fifo, OutboundQueue, QueueConfig};
 use crate::subscriptions::{SubscriptionState, Subscriptions};
 use crate::{excerpt, DecodeError, Error, Result};
-use std::collections::VecDeque;
+use alloc::borrow::ToOwned;
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
 
 /// Liveness detection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -384,12 +388,12 @@ pub struct Connection<V: JsonValue> {
     observed_heartbeat: ObservedHeartbeat,
     subs: Subscriptions,
     queue: OutboundQueue,
-    transmits: VecDeque<Transmit>,
-    events: VecDeque<Event<V>>,
+    transmits: Fifo<Transmit>,
+    events: Fifo<Event<V>>,
 }
 
-impl<V: JsonValue> std::fmt::Debug for Connection<V> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl<V: JsonValue> core::fmt::Debug for Connection<V> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Connection")
             .field("dialect", &self.dialect.name())
             .field("state", &self.state)
@@ -420,8 +424,8 @@ impl<V: JsonValue> Connection<V> {
             observed_heartbeat: ObservedHeartbeat::default(),
             subs: Subscriptions::default(),
             queue: OutboundQueue::default(),
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
+            transmits: Fifo::default(),
+            events: Fifo::default(),
         }
     }
 
@@ -650,12 +654,7 @@ impl<V: JsonValue> Connection<V> {
             return;
         }
         self.saw_traffic(now);
-        if text.len() > self.config.max_frame_bytes {
-            self.events
-                .push_back(Event::DecodeError(DecodeError::TooBig {
-                    len: text.len(),
-                    limit: self.config.max_frame_bytes,
-                }));
+        if self.too_big(text.len()) {
             return;
         }
         match V::parse(text) {
@@ -681,6 +680,73 @@ impl<V: JsonValue> Connection<V> {
                 }
             }
         }
+    }
+
+    /// A frame that the shell parsed itself, by its [`Header`]: the fast path
+    /// of a shell with its own JSON parser (the browser's `JSON.parse`), where
+    /// an ordinary message never crosses into the core whole. On
+    /// [`Admit::Deliver`] the shell hands the frame's payload to the
+    /// application after draining the events this call queued; on
+    /// [`Admit::Decode`] it feeds the whole value to
+    /// [`handle_value`](Self::handle_value). `len` is the frame's length, held
+    /// against [`Config::max_frame_bytes`] as [`handle_text`](Self::handle_text) does.
+    pub fn handle_header(&mut self, now: u64, len: usize, header: &Header<'_>) -> Admit {
+        if self.transport != Transport::Open {
+            return Admit::Drop;
+        }
+        self.saw_traffic(now);
+        if self.too_big(len) {
+            return Admit::Drop;
+        }
+        match self.dialect.decode_header(header) {
+            Some(m) if self.admit(m.topic, m.position) => Admit::Deliver,
+            Some(_) => Admit::Drop,
+            None => Admit::Decode,
+        }
+    }
+
+    /// A frame (or one line of a `\n`-batched frame) that the shell parsed
+    /// itself, as a whole value: what [`handle_text`](Self::handle_text) does
+    /// after parsing. The shell has checked its length with
+    /// [`handle_header`](Self::handle_header) or [`fits`](Self::fits).
+    pub fn handle_value(&mut self, now: u64, value: V) {
+        if self.transport != Transport::Open {
+            return;
+        }
+        self.saw_traffic(now);
+        self.dispatch(now, value);
+    }
+
+    /// A frame (or a line of one) that the shell's parser refused, with the
+    /// parser's message: reported, the connection carries on.
+    pub fn handle_unparsed(&mut self, now: u64, text: &str, error: String) {
+        if self.transport != Transport::Open {
+            return;
+        }
+        self.saw_traffic(now);
+        self.events.push_back(Event::DecodeError(DecodeError::Json {
+            error,
+            excerpt: excerpt(text),
+        }));
+    }
+
+    /// Whether a text frame of `len` bytes is within the limit; if not, it is
+    /// reported (and counts as traffic), and the shell must not parse it.
+    pub fn fits(&mut self, now: u64, len: usize) -> bool {
+        if self.transport != Transport::Open {
+            return false;
+        }
+        self.saw_traffic(now);
+        !self.too_big(len)
+    }
+
+    fn too_big(&mut self, len: usize) -> bool {
+        let limit = self.config.max_frame_bytes;
+        if len > limit {
+            self.events
+                .push_back(Event::DecodeError(DecodeError::TooBig { len, limit }));
+        }
+        len > limit
     }
 
     /// A binary frame arrived: reported, the connection carries on.
@@ -728,10 +794,18 @@ impl<V: JsonValue> Connection<V> {
                         reason: error,
                     },
                     (_, CloseInfo::Http { status }) => Reason::ConnectFailed {
-                        error: format!("the server answered the upgrade with HTTP {status}"),
+                        error: concat(&[
+                            "the server answered the upgrade with HTTP ",
+                            &u64_text(status.into()),
+                        ]),
                     },
                     (false, CloseInfo::Frame { code, reason }) => Reason::ConnectFailed {
-                        error: format!("closed with {code} before opening: {reason}"),
+                        error: concat(&[
+                            "closed with ",
+                            &u64_text(code.into()),
+                            " before opening: ",
+                            &reason,
+                        ]),
                     },
                     (false, CloseInfo::Failed { error }) => Reason::ConnectFailed { error },
                 };
@@ -753,7 +827,8 @@ impl<V: JsonValue> Connection<V> {
         match self.transport {
             Transport::Opening { deadline } if now >= deadline => {
                 self.drop_transport(close_code::GOING_AWAY, "connect timeout");
-                let error = format!("no open within {} ms", self.config.connect_timeout_ms);
+                let ms = u64_text(self.config.connect_timeout_ms);
+                let error = concat(&["no open within ", &ms, " ms"]);
                 self.schedule_retry(now, Reason::ConnectFailed { error }, false);
             }
             Transport::None if self.retry_at.is_some_and(|t| now >= t) => self.start_attempt(now),
@@ -802,6 +877,14 @@ impl<V: JsonValue> Connection<V> {
             .min()
     }
 
+    /// Whether [`poll_transmit`](Self::poll_transmit) or
+    /// [`poll_event`](Self::poll_event) has something: lets a shell skip
+    /// draining after an input that produced nothing (most messages).
+    #[must_use]
+    pub fn has_output(&self) -> bool {
+        !self.transmits.is_empty() || !self.events.is_empty()
+    }
+
     /// The next instruction for the transport.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -817,7 +900,7 @@ impl<V: JsonValue> Connection<V> {
     // ----- Internals ----------------------------------------------------------
 
     fn set_state(&mut self, to: State, reason: Reason, retry_in_ms: Option<u64>) {
-        let from = std::mem::replace(&mut self.state, to);
+        let from = core::mem::replace(&mut self.state, to);
         self.events.push_back(Event::StateChanged(StateChange {
             from,
             to,
@@ -1058,50 +1141,61 @@ impl<V: JsonValue> Connection<V> {
     }
 
     fn on_message(&mut self, message: Message<V>) {
-        if let (Some(next), Some(sub)) = (&message.position, self.subs.get_mut(&message.topic)) {
-            // At most once: not at or before the position the subscription
-            // started from or reached, nor at or before what was delivered
-            // in a remembered epoch.
-            let before_position = sub
-                .position
-                .as_ref()
-                .is_some_and(|p| p.epoch == next.epoch && next.seq <= p.seq);
-            let delivered_before = sub
-                .delivered
-                .iter()
-                .any(|p| p.epoch == next.epoch && next.seq <= p.seq);
-            if before_position || delivered_before {
-                return;
+        let position = message.position.as_ref().map(|p| (p.epoch.as_str(), p.seq));
+        if self.admit(&message.topic, position) {
+            self.events.push_back(Event::Message(message));
+        }
+    }
+
+    /// At-most-once delivery: whether a message at `position` on `topic` is
+    /// new. Queues a [`Event::Gap`] when it is new but not the next one.
+    fn admit(&mut self, topic: &str, position: Option<(&str, u64)>) -> bool {
+        let (Some((epoch, seq)), Some(sub)) = (position, self.subs.get_mut(topic)) else {
+            return true;
+        };
+        // Not at or before the position the subscription started from or
+        // reached, nor at or before what was delivered in a remembered epoch.
+        let before_position = sub
+            .position
+            .as_ref()
+            .is_some_and(|p| p.epoch == epoch && seq <= p.seq);
+        let delivered_before = sub
+            .delivered
+            .iter()
+            .any(|p| p.epoch == epoch && seq <= p.seq);
+        if before_position || delivered_before {
+            return false;
+        }
+        sub.delivered_since_sent = true;
+        let next = || Position {
+            epoch: epoch.to_owned(),
+            seq,
+        };
+        match sub.delivered.iter().position(|p| p.epoch == epoch) {
+            Some(0) => sub.delivered[0].seq = seq, // the common case: no allocation
+            Some(i) => {
+                let mut entry = sub.delivered.remove(i);
+                entry.seq = seq;
+                sub.delivered.insert(0, entry);
             }
-            sub.delivered_since_sent = true;
-            match sub.delivered.iter().position(|p| p.epoch == next.epoch) {
-                Some(0) => sub.delivered[0].seq = next.seq, // the common case: no allocation
-                Some(i) => {
-                    let mut entry = sub.delivered.remove(i);
-                    entry.seq = next.seq;
-                    sub.delivered.insert(0, entry);
-                }
-                None => {
-                    sub.delivered.insert(0, next.clone());
-                    sub.delivered
-                        .truncate(crate::subscriptions::REMEMBERED_EPOCHS);
-                }
-            }
-            match &mut sub.position {
-                Some(last) if last.epoch == next.epoch && next.seq == last.seq + 1 => {
-                    last.seq = next.seq;
-                }
-                Some(last) => {
-                    self.events.push_back(Event::Gap {
-                        topic: message.topic.clone(),
-                        last: last.clone(),
-                        next: next.clone(),
-                    });
-                    sub.position = Some(next.clone());
-                }
-                None => sub.position = Some(next.clone()),
+            None => {
+                sub.delivered.insert(0, next());
+                sub.delivered
+                    .truncate(crate::subscriptions::REMEMBERED_EPOCHS);
             }
         }
-        self.events.push_back(Event::Message(message));
+        match &mut sub.position {
+            Some(last) if last.epoch == epoch && seq == last.seq + 1 => last.seq = seq,
+            Some(last) => {
+                self.events.push_back(Event::Gap {
+                    topic: topic.to_owned(),
+                    last: last.clone(),
+                    next: next(),
+                });
+                sub.position = Some(next());
+            }
+            None => sub.position = Some(next()),
+        }
+        true
     }
 }

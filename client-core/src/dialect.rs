@@ -6,12 +6,15 @@
 //! the seed backends of PROTOCOL.md section 7, matched against the literal
 //! messages of their documents in `tests/dialects.rs`.
 
-use crate::json::{JsonValue, JsonWriter};
-use crate::protocol::{Inbound, Message, Position, ServerError};
+use crate::json::{concat, JsonValue, JsonWriter};
+use crate::protocol::{Header, HeaderMessage, Inbound, Message, Position, ServerError};
 use crate::subscriptions::Subscriptions;
 use crate::DecodeError;
-use std::fmt;
-use std::str::FromStr;
+use alloc::borrow::ToOwned;
+use alloc::boxed::Box;
+use alloc::string::String;
+use core::fmt;
+use core::str::FromStr;
 
 /// One server family's message shapes.
 ///
@@ -52,6 +55,13 @@ pub trait Dialect<V: JsonValue> {
     }
     /// A publication from the client.
     fn encode_publish(&self, _topic: &str, _data: &V) -> Option<String> {
+        None
+    }
+    /// A message told by its header alone, for dialects whose messages carry
+    /// topic, position and payload (`data`) at the top level. `None` sends the
+    /// frame down [`decode`](Self::decode) instead: it must answer `None` for
+    /// anything `decode` would not turn into that same message.
+    fn decode_header<'h>(&self, _header: &Header<'h>) -> Option<HeaderMessage<'h>> {
         None
     }
     /// Classifies one received JSON value. `subscriptions` lets a dialect whose
@@ -142,9 +152,13 @@ fn require_str<V: JsonValue>(
     key: &str,
     what: &str,
 ) -> Result<String, DecodeError> {
-    value
-        .get_str(key)
-        .ok_or_else(|| shape(dialect, value, &format!("{what} has no string `{key}`")))
+    value.get_str(key).ok_or_else(|| {
+        shape(
+            dialect,
+            value,
+            &concat(&[what, " has no string `", key, "`"]),
+        )
+    })
 }
 
 /// `seconds` (fractions allowed) as whole milliseconds, clamped to a day:
@@ -152,7 +166,8 @@ fn require_str<V: JsonValue>(
 fn seconds_to_ms(seconds: f64) -> u64 {
     const DAY_SECONDS: f64 = 86_400.0;
     let seconds = if seconds.is_nan() { 0.0 } else { seconds };
-    (seconds.clamp(0.0, DAY_SECONDS) * 1000.0).round() as u64
+    // Rounded half up (`f64::round` is not in `core`); the value is >= 0.
+    (seconds.clamp(0.0, DAY_SECONDS) * 1000.0 + 0.5) as u64
 }
 
 /// `{"message", "recoverable", "error_count"}` as the canonical and power
@@ -258,6 +273,21 @@ impl<V: JsonValue> Dialect<V> for Hublink {
                 .raw("data", &data.to_json())
                 .finish(),
         )
+    }
+    fn decode_header<'h>(&self, h: &Header<'h>) -> Option<HeaderMessage<'h>> {
+        // Exactly the `message` arm of `decode` below, without its errors.
+        if h.kind != Some("message") || !h.has_data {
+            return None;
+        }
+        let position = match (h.epoch, h.seq) {
+            (Some(epoch), Some(seq)) => Some((epoch, seq)),
+            (None, None) => None,
+            _ => return None,
+        };
+        Some(HeaderMessage {
+            topic: h.topic?,
+            position,
+        })
     }
     fn decode(&self, mut value: V, _: &Subscriptions) -> Result<Inbound<V>, DecodeError> {
         const D: &str = "hublink";
@@ -581,10 +611,8 @@ impl<V: JsonValue> Dialect<V> for Actions {
                 "subscribe" | "subscribeToOrder" | "unsubscribe" => {
                     let topic = match action.as_str() {
                         "subscribeToOrder" => {
-                            format!(
-                                "{ORDER_ROOM}{}",
-                                require_str(D, &value, "orderId", "subscribeToOrder answer")?
-                            )
+                            let id = require_str(D, &value, "orderId", "subscribeToOrder answer")?;
+                            concat(&[ORDER_ROOM, &id])
                         }
                         _ => require_str(D, &value, "room", "subscribe answer")?,
                     };

@@ -1,6 +1,7 @@
 //! The crate's errors: [`Error`] for refused calls, [`DecodeError`] for frames
 //! that did not decode (reported as events, never returned from unrelated calls).
 
+use alloc::string::String;
 /// A call the core refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -38,7 +39,7 @@ pub enum Error {
 }
 
 /// `Result` with the core's [`Error`].
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub type Result<T, E = Error> = core::result::Result<T, E>;
 
 /// Why a received frame, or a payload, did not decode.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -10,8 +10,12 @@
 //! Outbound frames are small, fixed shapes; the core writes them as text with
 //! [`JsonWriter`], splicing in payloads that the value type printed.
 
+use alloc::string::String;
+use alloc::vec::Vec;
+#[cfg(feature = "serde_json")]
+use alloc::{borrow::ToOwned, string::ToString};
+use core::fmt;
 use serde::de::DeserializeOwned;
-use std::fmt;
 
 /// A parsed JSON value, as the shell's JSON implementation represents it.
 ///
@@ -124,7 +128,7 @@ impl JsonWriter {
     /// Adds an integer field.
     pub fn u64(mut self, key: &str, value: u64) -> Self {
         self.key(key);
-        self.out.push_str(&value.to_string());
+        push_u64(&mut self.out, value);
         self
     }
 
@@ -154,6 +158,40 @@ impl JsonWriter {
         self.out.push('}');
         self.out
     }
+}
+
+/// Appends `n` in decimal. Not `to_string()`: that is `Display`, whose
+/// formatting machinery the browser build would carry for this one number.
+pub fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(d as char);
+    }
+}
+
+/// `parts` joined, for messages built without `format!` (see [`push_u64`]).
+pub fn concat(parts: &[&str]) -> String {
+    let mut out = String::new();
+    for part in parts {
+        out.push_str(part);
+    }
+    out
+}
+
+/// `n` in decimal, as a `String` (see [`push_u64`]).
+pub fn u64_text(n: u64) -> String {
+    let mut out = String::new();
+    push_u64(&mut out, n);
+    out
 }
 
 /// Appends `s` to `out` as a JSON string literal.
@@ -199,6 +237,13 @@ mod tests {
             prop_assert_eq!(v["n"].as_u64(), Some(n));
             let back: Vec<String> = serde_json::from_value(v["a"].clone()).unwrap();
             prop_assert_eq!(back, items);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn numbers_print_as_display_does(n: u64) {
+            prop_assert_eq!(u64_text(n), n.to_string());
         }
     }
 

@@ -73,6 +73,12 @@
 //! }
 //! ```
 
+#![no_std]
+
+extern crate alloc;
+#[cfg(any(feature = "std", test))]
+extern crate std;
+
 pub mod backoff;
 mod connection;
 pub mod dialect;
@@ -91,6 +97,9 @@ pub use dialect::{Dialect, DialectKind};
 pub(crate) use error::excerpt;
 pub use error::{DecodeError, Error, Result};
 pub use json::JsonValue;
-pub use protocol::{close_code, CloseInfo, Inbound, Message, Position, ServerError, SUBPROTOCOL};
+pub use protocol::{
+    close_code, Admit, CloseInfo, Header, HeaderMessage, Inbound, Message, Position, ServerError,
+    SUBPROTOCOL,
+};
 pub use queue::QueueConfig;
 pub use subscriptions::{Subscription, SubscriptionState, Subscriptions};

@@ -3,6 +3,8 @@
 //! A [`Dialect`](crate::Dialect) turns each received JSON value into an
 //! [`Inbound`]; the state machine only ever looks at `Inbound`.
 
+use alloc::string::String;
+use alloc::vec::Vec;
 /// The WebSocket subprotocol of the canonical protocol.
 pub const SUBPROTOCOL: &str = "hublink.v1";
 
@@ -106,6 +108,52 @@ impl<V: crate::JsonValue> Message<V> {
     pub fn seq(&self) -> Option<u64> {
         self.position.as_ref().map(|p| p.seq)
     }
+}
+
+/// The top-level fields of a frame that the shell parsed itself (the browser
+/// shell: with `JSON.parse`), read once so that an ordinary message crosses
+/// into the core as a few scalars and its payload never does. See
+/// [`Connection::handle_header`](crate::Connection::handle_header).
+///
+/// A field is `None` when the frame lacks it or it has another JSON type.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Header<'a> {
+    /// The `type` field.
+    pub kind: Option<&'a str>,
+    /// The `topic` field.
+    pub topic: Option<&'a str>,
+    /// The `seq` field, when it is a non-negative integer.
+    pub seq: Option<u64>,
+    /// The `epoch` field.
+    pub epoch: Option<&'a str>,
+    /// Whether the frame has a `data` field (of any type, null included).
+    pub has_data: bool,
+}
+
+/// A message as a dialect reads it from a [`Header`]: its topic and position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeaderMessage<'a> {
+    /// The topic.
+    pub topic: &'a str,
+    /// `(epoch, seq)`, for dialects with history.
+    pub position: Option<(&'a str, u64)>,
+}
+
+/// What the core made of a [`Header`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admit {
+    /// A message to deliver, once: hand the frame's payload (`data`) to the
+    /// application, after the events this call queued (a [`Gap`] comes first).
+    ///
+    /// [`Gap`]: crate::Event::Gap
+    Deliver,
+    /// Nothing for the application: a message delivered before, or a frame
+    /// from a transport that is no longer current.
+    Drop,
+    /// Not a message the header tells all of (a control frame, a dialect
+    /// without a header path, a malformed message): feed the whole value with
+    /// [`Connection::handle_value`](crate::Connection::handle_value).
+    Decode,
 }
 
 /// An `error` message from the server.

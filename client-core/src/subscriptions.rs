@@ -1,6 +1,9 @@
 //! The registry of topics the application wants, with per-topic state.
 
 use crate::protocol::Position;
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
 
 /// Where a subscription stands.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,14 +1,17 @@
-//! The core's events as plain JS objects, and their TypeScript types.
+//! The core's events as positional fields for the TS layer, and their
+//! TypeScript types.
 //!
 //! The `match`es below are exhaustive over the core's enums, so a new state,
 //! reason or event in hublink-core stops this crate from compiling until it is
 //! mapped here and typed in [`TS_TYPES`]; `pkg/test/types.test.mjs` checks the
 //! names listed by [`state_names`] and [`reason_names`] against the TS unions.
 
-use crate::concat;
 use crate::json::Js;
-use hublink_core::{DecodeError, Event, Position, Reason, Recovery, State, UnsentReason};
-use js_sys::{Array, Object, Reflect};
+use crate::Outputs;
+use alloc::string::String;
+use hublink_core::json::concat;
+use hublink_core::{DecodeError, Event, Reason, Recovery, State, UnsentReason};
+use js_sys::Array;
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -69,6 +72,21 @@ export type ClientEvent =
   | { type: "decode_error"; message: string }
   | { type: "unsent"; frame: string; reason: "expired" | "closed"; waitedMs: number | null }
   | { type: "unknown"; data: unknown };
+/**
+ * Receives the core's outputs (`Core.drain`). Per kind, the fields used
+ * (absent strings are undefined, absent numbers NaN):
+ * open: a subprotocol | send: a text | close: a reason, x code |
+ * state: a from, b to, c reason name, d reason message, x attempt, y retryInMs, z the reason's number |
+ * welcome: a clientId, x heartbeatIntervalMs | message: a topic, b kind, c epoch, x seq, v [data, timestamp] |
+ * subscribed: a topic, b recovery | subscribe_failed: a topic, b error | unsubscribed: a topic |
+ * gap: a topic, b last epoch, c next epoch, x last seq, y next seq | topics: v string[] |
+ * server_error: a code, b message, x recoverable (0/1), y errorCount | decode_error: a message |
+ * unsent: a frame, b reason, x waitedMs | unknown: v data.
+ */
+export interface Outputs {
+  out(kind: string, a: string | undefined, b: string | undefined, c: string | undefined, d: string | undefined,
+    x: number, y: number, z: number, v: unknown): void;
+}
 /** The type names of `ClientEvent`. */
 export type ClientEventType = ClientEvent["type"];
 /** The built-in dialects. */
@@ -96,56 +114,6 @@ export interface ClientOptions {
 }
 "#;
 
-/// A plain JS object built field by field.
-pub(crate) struct Obj(Object);
-
-impl Obj {
-    pub(crate) fn new(kind: &str) -> Obj {
-        Obj(Object::new()).set("type", kind)
-    }
-    fn bare() -> Obj {
-        Obj(Object::new())
-    }
-    pub(crate) fn set(self, key: &str, value: impl Into<JsValue>) -> Obj {
-        let _ = Reflect::set(&self.0, &JsValue::from_str(key), &value.into());
-        self
-    }
-    fn opt<T: Into<JsValue>>(self, key: &str, value: Option<T>) -> Obj {
-        let value = value.map_or(JsValue::NULL, Into::into);
-        self.set(key, value)
-    }
-    pub(crate) fn build(self) -> JsValue {
-        self.0.into()
-    }
-}
-
-fn position(p: Position) -> JsValue {
-    Obj::bare()
-        .set("epoch", p.epoch)
-        .set("seq", p.seq as f64)
-        .build()
-}
-
-fn reason(reason: Reason) -> JsValue {
-    let o = Obj::bare().set("name", reason.name());
-    match reason {
-        Reason::Requested | Reason::Opened | Reason::ClosedByUser | Reason::Offline => o,
-        Reason::Closed { code, reason } => o.set("code", code).set("message", reason),
-        Reason::ConnectFailed { error } => o.set("message", error),
-        Reason::HeartbeatTimeout { silent_ms } => o.set("silentMs", silent_ms as f64),
-        Reason::ServerReconnect {
-            reason,
-            retry_after_ms,
-        } => o
-            .set("message", reason)
-            .set("retryAfterMs", retry_after_ms as f64),
-        Reason::AuthRejected { code } | Reason::Forbidden { code } => o.set("code", code),
-        Reason::UpgradeRefused { status } => o.set("status", status),
-        Reason::GaveUp { attempts } => o.set("attempts", attempts),
-    }
-    .build()
-}
-
 /// A decode error's text, without the core's `Display` (see `core_error`).
 fn decode_error(error: DecodeError) -> String {
     match error {
@@ -166,74 +134,179 @@ fn decode_error(error: DecodeError) -> String {
     }
 }
 
-/// One core event as the JS object the `ClientEvent` type describes.
-pub(crate) fn to_js(event: Event<Js>) -> JsValue {
+/// `n` as a JS number, `NaN` for none.
+fn num(n: Option<u64>) -> f64 {
+    n.map_or(f64::NAN, |n| n as f64)
+}
+
+/// One core event, as positional fields of `Outputs.out` (the TS layer builds
+/// the `ClientEvent` object the types describe, and only for events someone
+/// listens to).
+pub(crate) fn emit(o: &Outputs, event: Event<Js>) {
+    let nan = f64::NAN;
+    let none = &JsValue::UNDEFINED;
     match event {
-        Event::StateChanged(c) => Obj::new("state")
-            .set("from", c.from.name())
-            .set("to", c.to.name())
-            .set("reason", reason(c.reason))
-            .set("attempt", c.attempt)
-            .opt("retryInMs", c.retry_in_ms.map(|ms| ms as f64)),
+        Event::StateChanged(c) => {
+            let (message, n) = match &c.reason {
+                Reason::Requested | Reason::Opened | Reason::ClosedByUser | Reason::Offline => {
+                    (None, None)
+                }
+                Reason::Closed { code, reason } => (Some(reason.as_str()), Some(u64::from(*code))),
+                Reason::ConnectFailed { error } => (Some(error.as_str()), None),
+                Reason::HeartbeatTimeout { silent_ms } => (None, Some(*silent_ms)),
+                Reason::ServerReconnect {
+                    reason,
+                    retry_after_ms,
+                } => (Some(reason.as_str()), Some(*retry_after_ms)),
+                Reason::AuthRejected { code } | Reason::Forbidden { code } => {
+                    (None, Some(u64::from(*code)))
+                }
+                Reason::GaveUp { attempts } => (None, Some(u64::from(*attempts))),
+                Reason::UpgradeRefused { status } => (None, Some(u64::from(*status))),
+            };
+            o.out(
+                "state",
+                Some(c.from.name()),
+                Some(c.to.name()),
+                Some(c.reason.name()),
+                message,
+                c.attempt.into(),
+                num(c.retry_in_ms),
+                num(n),
+                none,
+            )
+        }
         Event::Welcome {
             client_id,
             heartbeat_interval_ms,
-        } => Obj::new("welcome").opt("clientId", client_id).opt(
-            "heartbeatIntervalMs",
-            heartbeat_interval_ms.map(|ms| ms as f64),
+        } => o.out(
+            "welcome",
+            client_id.as_deref(),
+            None,
+            None,
+            None,
+            num(heartbeat_interval_ms),
+            nan,
+            nan,
+            none,
         ),
         Event::Message(m) => {
-            let (epoch, seq) = match m.position {
-                Some(p) => (Some(p.epoch), Some(p.seq as f64)),
+            let (epoch, seq) = match &m.position {
+                Some(p) => (Some(p.epoch.as_str()), Some(p.seq)),
                 None => (None, None),
             };
-            Obj::new("message")
-                .set("topic", m.topic)
-                .opt("kind", m.kind)
-                .opt("seq", seq)
-                .opt("epoch", epoch)
-                .set("data", m.data.0)
-                .opt("timestamp", m.timestamp.map(|t| t.0))
+            let ts = m.timestamp.map_or(JsValue::NULL, |t| t.0);
+            o.out(
+                "message",
+                Some(&m.topic),
+                m.kind.as_deref(),
+                epoch,
+                None,
+                num(seq),
+                nan,
+                nan,
+                &Array::of2(&m.data.0, &ts),
+            )
         }
-        Event::Subscribed { topic, recovery } => Obj::new("subscribed").set("topic", topic).set(
-            "recovery",
-            match recovery {
+        Event::Subscribed { topic, recovery } => {
+            let recovery = match recovery {
                 Recovery::Fresh => "fresh",
                 Recovery::Recovered => "recovered",
                 Recovery::Lost => "lost",
-            },
+            };
+            o.out(
+                "subscribed",
+                Some(&topic),
+                Some(recovery),
+                None,
+                None,
+                nan,
+                nan,
+                nan,
+                none,
+            )
+        }
+        Event::SubscribeFailed { topic, error } => o.out(
+            "subscribe_failed",
+            Some(&topic),
+            Some(&error),
+            None,
+            None,
+            nan,
+            nan,
+            nan,
+            none,
         ),
-        Event::SubscribeFailed { topic, error } => Obj::new("subscribe_failed")
-            .set("topic", topic)
-            .set("error", error),
-        Event::Unsubscribed { topic } => Obj::new("unsubscribed").set("topic", topic),
-        Event::Gap { topic, last, next } => Obj::new("gap")
-            .set("topic", topic)
-            .set("last", position(last))
-            .set("next", position(next)),
-        Event::Topics(topics) => Obj::new("topics").set(
-            "topics",
-            topics.into_iter().map(JsValue::from).collect::<Array>(),
+        Event::Unsubscribed { topic } => o.out(
+            "unsubscribed",
+            Some(&topic),
+            None,
+            None,
+            None,
+            nan,
+            nan,
+            nan,
+            none,
         ),
-        Event::ServerError(e) => Obj::new("server_error")
-            .set("code", e.code)
-            .set("message", e.message)
-            .set("recoverable", e.recoverable)
-            .opt("errorCount", e.error_count.map(|n| n as f64)),
-        Event::DecodeError(e) => Obj::new("decode_error").set("message", decode_error(e)),
+        Event::Gap { topic, last, next } => o.out(
+            "gap",
+            Some(&topic),
+            Some(&last.epoch),
+            Some(&next.epoch),
+            None,
+            last.seq as f64,
+            next.seq as f64,
+            nan,
+            none,
+        ),
+        Event::Topics(topics) => {
+            let list: Array = topics.iter().map(|t| JsValue::from_str(t)).collect();
+            o.out("topics", None, None, None, None, nan, nan, nan, &list)
+        }
+        Event::ServerError(e) => o.out(
+            "server_error",
+            Some(&e.code),
+            Some(&e.message),
+            None,
+            None,
+            f64::from(u8::from(e.recoverable)),
+            num(e.error_count),
+            nan,
+            none,
+        ),
+        Event::DecodeError(e) => {
+            let message = decode_error(e);
+            o.out(
+                "decode_error",
+                Some(&message),
+                None,
+                None,
+                None,
+                nan,
+                nan,
+                nan,
+                none,
+            )
+        }
         Event::Unsent { frame, reason } => {
             let (name, waited) = match reason {
-                UnsentReason::Expired { waited_ms } => ("expired", Some(waited_ms as f64)),
+                UnsentReason::Expired { waited_ms } => ("expired", Some(waited_ms)),
                 UnsentReason::Closed => ("closed", None),
             };
-            Obj::new("unsent")
-                .set("frame", frame)
-                .set("reason", name)
-                .opt("waitedMs", waited)
+            o.out(
+                "unsent",
+                Some(&frame),
+                Some(name),
+                None,
+                None,
+                num(waited),
+                nan,
+                nan,
+                none,
+            )
         }
-        Event::Unknown(v) => Obj::new("unknown").set("data", v.0),
+        Event::Unknown(v) => o.out("unknown", None, None, None, None, nan, nan, nan, &v.0),
     }
-    .build()
 }
 
 /// Every state name of hublink-core, for the check of the TypeScript union.

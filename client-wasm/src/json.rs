@@ -4,9 +4,10 @@
 //! stay the JS values `JSON.parse` made and reach the application untouched.
 //! No JSON parser is compiled into the wasm module.
 
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 use hublink_core::JsonValue;
 use js_sys::{Array, Object, Reflect, JSON};
-use serde::de::DeserializeOwned;
 use wasm_bindgen::{JsCast, JsValue};
 
 /// A JSON value held by JavaScript.
@@ -22,6 +23,13 @@ impl Js {
             .ok()
             .filter(|v| !v.is_undefined())
     }
+}
+
+/// A JS number as a JSON non-negative integer (exactly representable), as
+/// `serde_json`'s `as_u64` reads it; else `None` (`NaN` included).
+pub fn to_u64(n: f64) -> Option<u64> {
+    // `n as u64 as f64 == n` is "integral" (`f64::fract` is not in `core`).
+    ((0.0..=9_007_199_254_740_991.0).contains(&n) && n as u64 as f64 == n).then_some(n as u64)
 }
 
 /// The message of a thrown JS value, for error texts.
@@ -53,8 +61,7 @@ impl JsonValue for Js {
     }
 
     fn get_u64(&self, key: &str) -> Option<u64> {
-        let n = self.field(key)?.as_f64()?;
-        (n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0).then_some(n as u64)
+        to_u64(self.field(key)?.as_f64()?)
     }
 
     fn get_f64(&self, key: &str) -> Option<f64> {
@@ -88,7 +95,10 @@ impl JsonValue for Js {
         Some(Js(v))
     }
 
-    fn deserialize<T: DeserializeOwned>(&self) -> Result<T, String> {
-        serde_wasm_bindgen::from_value(self.0.clone()).map_err(|e| e.to_string())
+    /// Not in the browser build: payloads reach JS as `JSON.parse` made them
+    /// and are typed there; a serde deserialiser for JS values would cost
+    /// every page load several KB for a call the package never makes.
+    fn deserialize<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
+        Err("typed decoding is not compiled into the browser build".to_string())
     }
 }

@@ -1,43 +1,51 @@
-//! Browser shell of hublink: a thin body around the sans-IO `hublink-core`.
+//! Browser binding of hublink: the sans-IO `hublink-core` as a wasm class,
+//! [`Core`], that the TypeScript package (`pkg/`) drives.
 //!
 //! Everything that decides anything (when to reconnect, how long to back off,
-//! when a silent link is dead, what to resubscribe from where, what to queue)
-//! lives in the core. This crate only moves bytes and time between the core and
-//! the browser:
+//! when a silent link is dead, what to resubscribe from where, what to queue,
+//! which message is new) lives in the core. The browser end of the shell, the
+//! `WebSocket`, the one `setTimeout` and the lifecycle listeners, is a few
+//! lines of TypeScript (`pkg/src/index.ts`) that only move bytes and time: it
+//! is smaller there than as web-sys bindings and closures compiled in here
+//! (BENCHMARKS.md, "wasm size"), and it keeps each frame to one crossing.
 //!
-//! - a web-sys `WebSocket` per [`Transmit::Open`], offering the `hublink.v1`
-//!   subprotocol for the hublink dialect only;
-//! - ONE `setTimeout`, re-armed from [`Connection::poll_timeout`] after every
-//!   input;
-//! - time from `performance.now()`, the jitter seed from
-//!   `crypto.getRandomValues`;
-//! - the browser's lifecycle: `online`, `visibilitychange` to visible and
-//!   `pageshow` from the back/forward cache call `reconnect_now` (the core probes
-//!   a live connection with a ping); `offline` calls `network_offline`.
+//! # Inputs and outputs
 //!
-//! # The drive loop
-//!
-//! As in the core's crate docs: after every input (socket open, message, close,
-//! the timer, an application call) [`Shell::drive`] drains `poll_transmit` and
-//! `poll_event` until both are empty, then re-arms the timer. Events go to one
-//! JS callback as plain objects (see [`events`]); the hand-written TypeScript
-//! package `hublink` (in `pkg/`) routes them to handlers. A handler may call back
-//! into the client: the re-entrant `drive` returns at once and the outer loop
-//! drains what the call produced, so events keep their order.
+//! - Inputs are methods taking `now` (`performance.now()`, ms) first.
+//! - A frame is parsed by the browser's `JSON.parse` in JS, which reads its
+//!   `type`, `topic`, `seq` and `epoch` and calls [`Core::header`] once: the
+//!   core decides (deliver, drop, or hand over the whole value) and answers
+//!   with a few bits; the payload stays the value `JSON.parse` made and never
+//!   enters wasm. Control frames and other dialects go through [`Core::value`].
+//! - After an input, [`Core::drain`] hands every transmit and event, in order,
+//!   to the one JS function [`Outputs::out`] as positional scalars (no JS
+//!   object is built here), and returns the deadline for the timer.
 //!
 //! Values are parsed by the browser's `JSON.parse` ([`json::Js`]): no JSON
-//! parser is compiled in, and payloads reach JS untouched.
+//! parser is compiled in.
+
+#![no_std]
+
+extern crate alloc;
 
 mod events;
 pub mod json;
 
-use hublink_core::{CloseInfo, Config, Connection, DialectKind, Error, Transmit, SUBPROTOCOL};
-use js_sys::{Function, Reflect, Uint32Array};
-use json::{error_message, Js};
-use std::cell::{Cell, RefCell};
-use std::rc::{Rc, Weak};
+/// The release build's panic handler: a trap (see the `abort-on-panic` feature).
+#[cfg(all(target_arch = "wasm32", feature = "abort-on-panic"))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    core::arch::wasm32::unreachable()
+}
+
+use alloc::string::String;
+use core::cell::{Cell, RefCell};
+use hublink_core::{
+    Admit, CloseInfo, Config, Connection, DialectKind, Error, Header, Transmit, SUBPROTOCOL,
+};
+use js_sys::Reflect;
+use json::{to_u64, Js};
 use wasm_bindgen::prelude::*;
-use web_sys::{BinaryType, EventTarget, WebSocket};
 
 pub use events::{reason_names, state_names};
 
@@ -51,19 +59,37 @@ static ALLOCATOR: lol_alloc::AssumeSingleThreaded<lol_alloc::FreeListAllocator> 
 
 #[wasm_bindgen]
 extern "C" {
-    #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout(handler: &Function, ms: f64) -> JsValue;
-    #[wasm_bindgen(js_name = clearTimeout)]
-    fn clear_timeout(id: &JsValue);
-    #[wasm_bindgen(js_namespace = performance, js_name = now)]
-    fn performance_now() -> f64;
-    #[wasm_bindgen(js_namespace = crypto, js_name = getRandomValues)]
-    fn get_random_values(buf: &Uint32Array);
+    /// The receiver of the core's outputs, supplied by the TypeScript layer.
+    #[wasm_bindgen(typescript_type = "Outputs")]
+    pub type Outputs;
+
+    /// One transmit or event, as positional fields (see `Outputs` in the
+    /// TypeScript types for what each kind puts where). Absent numbers are
+    /// `NaN`, absent strings `undefined`.
+    #[wasm_bindgen(method)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn out(
+        this: &Outputs,
+        kind: &str,
+        a: Option<&str>,
+        b: Option<&str>,
+        c: Option<&str>,
+        d: Option<&str>,
+        x: f64,
+        y: f64,
+        z: f64,
+        v: &JsValue,
+    );
 }
 
-/// Monotonic milliseconds, the core's clock.
-fn now() -> u64 {
-    performance_now() as u64
+/// The bits [`Core::header`] answers with.
+pub mod admit {
+    /// Deliver the frame's `data` to the application (after draining).
+    pub const DELIVER: u32 = 1;
+    /// Feed the whole parsed value to `value()`.
+    pub const DECODE: u32 = 2;
+    /// Call `drain()`: outputs are queued, or the timer must fire earlier.
+    pub const DRAIN: u32 = 4;
 }
 
 /// A JS `Error` carrying a machine-readable `code`.
@@ -73,15 +99,7 @@ fn js_error(code: &str, message: &str) -> JsValue {
     error.into()
 }
 
-/// Concatenates `parts` (instead of `format!`, whose machinery and `Debug`
-/// impls would weigh on every page load).
-pub(crate) fn concat(parts: &[&str]) -> String {
-    let mut out = String::new();
-    for part in parts {
-        out.push_str(part);
-    }
-    out
-}
+use hublink_core::json::concat;
 
 /// The core's error as a JS `Error` with a `code`. The messages are written
 /// here rather than with the core's `Display`, which quotes with `{:?}` and
@@ -125,221 +143,229 @@ fn browser_close_code(code: u16) -> u16 {
     }
 }
 
-type Callback = Closure<dyn FnMut(JsValue)>;
-
-/// The JS functions the shell hands to the browser; created once per client.
-struct Callbacks {
-    open: Callback,
-    message: Callback,
-    close: Callback,
-    error: Callback,
-    timer: Closure<dyn FnMut()>,
-    lifecycle: Callback,
+/// A JS number as the core's millisecond clock.
+fn ms(now: f64) -> u64 {
+    now as u64
 }
 
-const LIFECYCLE: [&str; 3] = ["online", "offline", "pageshow"];
+/// An optional non-negative option (`NaN` or negative: unset).
+fn opt(n: f64) -> Option<u64> {
+    (n >= 0.0).then_some(n as u64)
+}
 
-/// The state of one client: the core, the current socket and the timer.
-struct Shell {
-    core: RefCell<Connection<Js>>,
-    url: String,
+/// One logical connection: hublink-core with the browser's `JSON.parse`
+/// values. The raw binding; applications use the `hublink` npm package.
+#[wasm_bindgen]
+pub struct Core {
+    conn: RefCell<Connection<Js>>,
+    outputs: Outputs,
     subprotocol: bool,
-    socket: RefCell<Option<WebSocket>>,
-    /// The armed `setTimeout` and the deadline it is for.
-    timer: RefCell<Option<(JsValue, u64)>>,
-    driving: Cell<bool>,
-    on_event: Function,
-    callbacks: Callbacks,
+    /// The deadline the last `drain` returned, which the JS timer is set for.
+    armed: Cell<Option<u64>>,
+    /// `type`, `topic` and `epoch` of the last `header` call.
+    last_header: RefCell<[Option<String>; 3]>,
 }
 
-fn callback(shell: &Weak<Shell>, f: fn(&Shell, JsValue)) -> Callback {
-    let shell = shell.clone();
-    Closure::new(move |event: JsValue| {
-        if let Some(shell) = shell.upgrade() {
-            f(&shell, event);
+#[wasm_bindgen]
+impl Core {
+    /// A disconnected connection speaking `dialect` (default `"hublink"`);
+    /// outputs go to `outputs.out`. Numeric options are `NaN` when unset;
+    /// `seed` is the jitter seed. Throws an `Error` with
+    /// `code: "unknown_dialect"`.
+    #[wasm_bindgen(constructor)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        dialect: Option<String>,
+        outputs: Outputs,
+        seed: f64,
+        backoff_initial_ms: f64,
+        backoff_max_ms: f64,
+        max_attempts: f64,
+        heartbeat_timeout_ms: f64,
+        connect_timeout_ms: f64,
+        queue_max_frames: f64,
+        queue_ttl_ms: f64,
+    ) -> Result<Core, JsValue> {
+        let dialect = match dialect {
+            Some(name) => name.parse::<DialectKind>().map_err(core_error)?,
+            None => DialectKind::Hublink,
+        };
+        let mut config = Config::default();
+        if let Some(v) = opt(backoff_initial_ms) {
+            config.backoff.initial_ms = v;
         }
-    })
-}
-
-fn global_target(name: Option<&str>) -> Option<EventTarget> {
-    let global = js_sys::global();
-    let target = match name {
-        Some(name) => Reflect::get(&global, &name.into()).ok()?,
-        None => global.into(),
-    };
-    let has = Reflect::get(&target, &"addEventListener".into()).ok()?;
-    has.is_function().then(|| target.unchecked_into())
-}
-
-impl Shell {
-    fn new(url: String, subprotocol: bool, core: Connection<Js>, on_event: Function) -> Rc<Shell> {
-        let shell = Rc::new_cyclic(|weak: &Weak<Shell>| {
-            let timer_shell = weak.clone();
-            Shell {
-                core: RefCell::new(core),
-                url,
-                subprotocol,
-                socket: RefCell::new(None),
-                timer: RefCell::new(None),
-                driving: Cell::new(false),
-                on_event,
-                callbacks: Callbacks {
-                    open: callback(weak, Shell::on_open),
-                    message: callback(weak, Shell::on_message),
-                    close: callback(weak, Shell::on_close),
-                    error: callback(weak, Shell::on_error),
-                    lifecycle: callback(weak, Shell::on_lifecycle),
-                    timer: Closure::new(move || {
-                        if let Some(shell) = timer_shell.upgrade() {
-                            shell.timer.borrow_mut().take();
-                            shell.core.borrow_mut().handle_timeout(now());
-                            shell.drive();
-                        }
-                    }),
-                },
-            }
-        });
-        shell.listen(true);
-        shell
+        if let Some(v) = opt(backoff_max_ms) {
+            config.backoff.max_ms = v;
+        }
+        config.backoff.max_attempts = opt(max_attempts).map(|v| v as u32);
+        config.heartbeat.timeout_ms = opt(heartbeat_timeout_ms);
+        if let Some(v) = opt(connect_timeout_ms) {
+            config.connect_timeout_ms = v;
+        }
+        if let Some(v) = opt(queue_max_frames) {
+            config.queue.max_frames = v as usize;
+        }
+        if let Some(v) = opt(queue_ttl_ms) {
+            config.queue.ttl_ms = v;
+        }
+        config.seed = opt(seed).unwrap_or(0x5eed);
+        Ok(Core {
+            conn: RefCell::new(Connection::new(config, dialect.build())),
+            outputs,
+            subprotocol: dialect == DialectKind::Hublink,
+            armed: Cell::new(None),
+            last_header: RefCell::new([None, None, None]),
+        })
     }
 
-    /// Adds (or removes) the browser lifecycle listeners, where they exist.
-    fn listen(&self, add: bool) {
-        let f = self.callbacks.lifecycle.as_ref().unchecked_ref();
-        let targets = [
-            (None, &LIFECYCLE[..]),
-            (Some("document"), &["visibilitychange"][..]),
-        ];
-        for (name, events) in targets {
-            if let Some(target) = global_target(name) {
-                for event in events {
-                    let _ = if add {
-                        target.add_event_listener_with_callback(event, f)
-                    } else {
-                        target.remove_event_listener_with_callback(event, f)
-                    };
-                }
-            }
-        }
+    fn with<R>(&self, f: impl FnOnce(&mut Connection<Js>) -> R) -> R {
+        f(&mut self.conn.borrow_mut())
     }
 
-    /// The drive loop: drain transmits and events, then re-arm the timer.
-    fn drive(&self) {
-        if self.driving.replace(true) {
-            return; // re-entered from a JS handler: the outer loop drains
-        }
+    fn call(
+        &self,
+        f: impl FnOnce(&mut Connection<Js>) -> hublink_core::Result<()>,
+    ) -> Result<(), JsValue> {
+        self.with(f).map_err(core_error)
+    }
+
+    /// Hands every queued transmit and event to `outputs.out`, in order, and
+    /// returns when the timer should fire (`performance.now()` ms; -1: no
+    /// timer). Re-entrant calls from `out` are safe: the core is not borrowed
+    /// while JS runs, and the outer loop drains what they queued.
+    pub fn drain(&self) -> f64 {
         loop {
-            let transmit = self.core.borrow_mut().poll_transmit();
-            if let Some(transmit) = transmit {
-                self.perform(transmit);
+            let transmit = self.with(|c| c.poll_transmit());
+            if let Some(t) = transmit {
+                self.transmit(t);
                 continue;
             }
-            let event = self.core.borrow_mut().poll_event();
+            let event = self.with(|c| c.poll_event());
             match event {
-                // Handlers are wrapped by the TS layer and do not throw; a
-                // throw here must not stop the loop either.
-                Some(event) => drop(self.on_event.call1(&JsValue::NULL, &events::to_js(event))),
+                Some(event) => events::emit(&self.outputs, event),
                 None => break,
             }
         }
-        self.driving.set(false);
-        self.arm_timer();
+        let deadline = self.with(|c| c.poll_timeout());
+        self.armed.set(deadline);
+        deadline.map_or(-1.0, |d| d as f64)
     }
 
-    fn arm_timer(&self) {
-        let deadline = self.core.borrow().poll_timeout();
-        let mut timer = self.timer.borrow_mut();
-        if timer.as_ref().map(|(_, d)| *d) == deadline {
-            return;
-        }
-        if let Some((id, _)) = timer.take() {
-            clear_timeout(&id);
-        }
-        if let Some(deadline) = deadline {
-            let delay = deadline.saturating_sub(now()).min(i32::MAX as u64 - 1) as f64;
-            let f = self.callbacks.timer.as_ref().unchecked_ref();
-            *timer = Some((set_timeout(f, delay + 1.0), deadline));
-        }
-    }
-
-    fn perform(&self, transmit: Transmit) {
-        match transmit {
+    fn transmit(&self, t: Transmit) {
+        let o = &self.outputs;
+        let nan = f64::NAN;
+        let none = &JsValue::UNDEFINED;
+        match t {
             Transmit::Open => {
-                let socket = if self.subprotocol {
-                    WebSocket::new_with_str(&self.url, SUBPROTOCOL)
-                } else {
-                    WebSocket::new(&self.url)
-                };
-                match socket {
-                    Ok(ws) => {
-                        ws.set_binary_type(BinaryType::Arraybuffer);
-                        let cb = &self.callbacks;
-                        ws.set_onopen(Some(cb.open.as_ref().unchecked_ref()));
-                        ws.set_onmessage(Some(cb.message.as_ref().unchecked_ref()));
-                        ws.set_onclose(Some(cb.close.as_ref().unchecked_ref()));
-                        ws.set_onerror(Some(cb.error.as_ref().unchecked_ref()));
-                        *self.socket.borrow_mut() = Some(ws);
-                    }
-                    Err(e) => {
-                        let error = error_message(&e);
-                        self.core
-                            .borrow_mut()
-                            .handle_close(now(), CloseInfo::Failed { error });
-                    }
-                }
+                let protocol = self.subprotocol.then_some(SUBPROTOCOL);
+                o.out("open", protocol, None, None, None, nan, nan, nan, none)
             }
             Transmit::Send(text) => {
-                if let Some(ws) = self.socket.borrow().as_ref() {
-                    // A failed send shows up as the socket's close event.
-                    let _ = ws.send_with_str(&text);
-                }
+                o.out("send", Some(&text), None, None, None, nan, nan, nan, none)
             }
             Transmit::Close { code, reason } => {
-                if let Some(ws) = self.detach() {
-                    let _ = ws.close_with_code_and_reason(browser_close_code(code), &reason);
-                }
+                let code = browser_close_code(code).into();
+                o.out(
+                    "close",
+                    Some(&reason),
+                    None,
+                    None,
+                    None,
+                    code,
+                    nan,
+                    nan,
+                    none,
+                )
             }
         }
     }
 
-    /// Forgets the current socket: nothing more from it reaches the core.
-    fn detach(&self) -> Option<WebSocket> {
-        let ws = self.socket.borrow_mut().take()?;
-        ws.set_onopen(None);
-        ws.set_onmessage(None);
-        ws.set_onclose(None);
-        ws.set_onerror(None);
-        Some(ws)
+    /// The `DRAIN` bit: outputs are queued, or the timer must fire earlier
+    /// than the deadline the last `drain` returned.
+    fn drain_bit(&self) -> u32 {
+        let c = self.conn.borrow();
+        let earlier = match (c.poll_timeout(), self.armed.get()) {
+            (Some(t), Some(armed)) => t < armed,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if earlier || c.has_output() {
+            admit::DRAIN
+        } else {
+            0
+        }
     }
 
-    // Events come from the current socket only: `detach` clears a socket's
-    // handlers before it is replaced, and the browser reads them at dispatch.
-    fn on_open(&self, _: JsValue) {
-        self.core.borrow_mut().handle_open(now());
-        self.drive();
-    }
-
-    fn on_message(&self, event: JsValue) {
-        let data = Reflect::get(&event, &"data".into()).unwrap_or_default();
-        match data.as_string() {
-            Some(text) => self.core.borrow_mut().handle_text(now(), &text),
-            None => {
-                let len = Reflect::get(&data, &"byteLength".into())
-                    .ok()
-                    .and_then(|n| n.as_f64())
-                    .unwrap_or(0.0);
-                self.core.borrow_mut().handle_binary(now(), len as usize)
+    /// A parsed frame (or line of a `\n`-batched one) of `len` characters, by
+    /// its top-level fields; `seq` is `NaN` when absent. A string field that
+    /// is the same as in the previous call is not passed again: its bit in
+    /// `same` is set (1: `type`, 2: `topic`, 4: `epoch`) and the argument is
+    /// ignored, so that a stream of messages on one topic crosses no string at
+    /// all. Answers with the [`admit`] bits: `DELIVER` (hand `data` to the
+    /// application, after `drain` if `DRAIN` is set too), `DECODE` (call
+    /// `value` with the frame), `DRAIN`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn header(
+        &self,
+        now: f64,
+        len: u32,
+        same: u32,
+        kind: Option<String>,
+        topic: Option<String>,
+        seq: f64,
+        epoch: Option<String>,
+        has_data: bool,
+    ) -> u32 {
+        let mut last = self.last_header.borrow_mut();
+        for (bit, field, value) in [(1, 0, kind), (2, 1, topic), (4, 2, epoch)] {
+            if same & bit == 0 {
+                last[field] = value;
             }
         }
-        self.drive();
+        let header = Header {
+            kind: last[0].as_deref(),
+            topic: last[1].as_deref(),
+            seq: to_u64(seq),
+            epoch: last[2].as_deref(),
+            has_data,
+        };
+        let verdict = self.with(|c| c.handle_header(ms(now), len as usize, &header));
+        drop(last);
+        let bits = match verdict {
+            Admit::Deliver => admit::DELIVER,
+            Admit::Decode => admit::DECODE,
+            Admit::Drop => 0,
+        };
+        bits | self.drain_bit()
     }
 
-    fn on_close(&self, event: JsValue) {
-        self.detach();
-        // Read as plain fields: Node's WebSocket has no global CloseEvent.
-        let field = |k: &str| Reflect::get(&event, &k.into()).unwrap_or_default();
-        let code = field("code").as_f64().unwrap_or(1006.0) as u16;
-        let reason = field("reason").as_string().unwrap_or_default();
+    /// A parsed frame as a whole value (after `header` answered `DECODE`).
+    pub fn value(&self, now: f64, value: JsValue) {
+        self.with(|c| c.handle_value(ms(now), Js(value)));
+    }
+
+    /// A frame (or line) that `JSON.parse` refused, with its message.
+    pub fn unparsed(&self, now: f64, text: &str, error: String) {
+        self.with(|c| c.handle_unparsed(ms(now), text, error));
+    }
+
+    /// Whether a `\n`-batched frame of `len` characters may be parsed.
+    pub fn fits(&self, now: f64, len: u32) -> bool {
+        self.with(|c| c.fits(ms(now), len as usize))
+    }
+
+    /// A binary frame of `len` bytes (reported; the protocol is text).
+    pub fn binary(&self, now: f64, len: u32) {
+        self.with(|c| c.handle_binary(ms(now), len as usize));
+    }
+
+    /// The socket asked for by the last `open` output opened.
+    pub fn opened(&self, now: f64) {
+        self.with(|c| c.handle_open(ms(now)));
+    }
+
+    /// The socket closed with `code` and `reason` (1006: no close frame).
+    pub fn closed(&self, now: f64, code: u16, reason: String) {
         let info = if code == 1006 {
             CloseInfo::Failed {
                 error: "no close frame (1006)".into(),
@@ -347,216 +373,84 @@ impl Shell {
         } else {
             CloseInfo::Frame { code, reason }
         };
-        self.core.borrow_mut().handle_close(now(), info);
-        self.drive();
+        self.with(|c| c.handle_close(ms(now), info));
     }
 
-    /// A socket error is the end of that socket: browsers follow it with a
-    /// close event (always 1006), Node's WebSocket sometimes does not.
-    fn on_error(&self, _: JsValue) {
-        self.detach();
-        let error = "WebSocket error".into();
-        self.core
-            .borrow_mut()
-            .handle_close(now(), CloseInfo::Failed { error });
-        self.drive();
+    /// The socket failed (its `error` event, or a constructor that threw).
+    pub fn failed(&self, now: f64, error: String) {
+        self.with(|c| c.handle_close(ms(now), CloseInfo::Failed { error }));
     }
 
-    fn on_lifecycle(&self, event: JsValue) {
-        let field = |target: &JsValue, k: &str| Reflect::get(target, &k.into()).unwrap_or_default();
-        let kind = field(&event, "type").as_string().unwrap_or_default();
-        let back = match kind.as_str() {
-            "offline" => {
-                self.core.borrow_mut().network_offline(now());
-                false
-            }
-            "online" => true,
-            "pageshow" => field(&event, "persisted").is_truthy(),
-            "visibilitychange" => {
-                let document = field(&js_sys::global(), "document");
-                field(&document, "visibilityState").as_string().as_deref() == Some("visible")
-            }
-            _ => false,
-        };
-        if back {
-            self.core.borrow_mut().reconnect_now(now());
-        }
-        self.drive();
-    }
-}
-
-impl Drop for Shell {
-    fn drop(&mut self) {
-        self.listen(false);
-        if let Some((id, _)) = self.timer.borrow_mut().take() {
-            clear_timeout(&id);
-        }
-        if let Some(ws) = self.detach() {
-            let _ = ws.close_with_code_and_reason(1000, "client dropped");
-        }
-    }
-}
-
-fn opt_u64(options: &JsValue, key: &str) -> Option<u64> {
-    if !options.is_object() {
-        return None;
-    }
-    let n = Reflect::get(options, &key.into()).ok()?.as_f64()?;
-    (n >= 0.0).then_some(n as u64)
-}
-
-fn config(options: &JsValue) -> Config {
-    let mut config = Config::default();
-    let o = |k| opt_u64(options, k);
-    if let Some(v) = o("backoffInitialMs") {
-        config.backoff.initial_ms = v;
-    }
-    if let Some(v) = o("backoffMaxMs") {
-        config.backoff.max_ms = v;
-    }
-    config.backoff.max_attempts = o("maxAttempts").map(|v| v as u32);
-    config.heartbeat.timeout_ms = o("heartbeatTimeoutMs");
-    if let Some(v) = o("connectTimeoutMs") {
-        config.connect_timeout_ms = v;
-    }
-    if let Some(v) = o("queueMaxFrames") {
-        config.queue.max_frames = v as usize;
-    }
-    if let Some(v) = o("queueTtlMs") {
-        config.queue.ttl_ms = v;
-    }
-    config.seed = o("seed").unwrap_or_else(|| {
-        let buf = Uint32Array::new_with_length(2);
-        get_random_values(&buf);
-        (u64::from(buf.get_index(0)) << 32) | u64::from(buf.get_index(1))
-    });
-    config
-}
-
-/// One logical connection to a hublink server (the raw wasm API; applications
-/// use the `hublink` npm package, which wraps it).
-#[wasm_bindgen]
-pub struct Client {
-    shell: Rc<Shell>,
-}
-
-#[wasm_bindgen]
-impl Client {
-    /// A disconnected client for `url` (an absolute `ws:`/`wss:` URL); events go
-    /// to `onEvent`. Throws an `Error` with `code: "unknown_dialect"`.
-    #[wasm_bindgen(constructor)]
-    pub fn new(
-        url: String,
-        #[wasm_bindgen(unchecked_param_type = "ClientOptions | undefined")] options: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "(event: ClientEvent) => void")] on_event: Function,
-    ) -> Result<Client, JsValue> {
-        let dialect = match Reflect::get(&options, &"dialect".into())
-            .ok()
-            .and_then(|d| d.as_string())
-        {
-            Some(name) => name.parse::<DialectKind>().map_err(core_error)?,
-            None => DialectKind::Hublink,
-        };
-        let core = Connection::new(config(&options), dialect.build());
-        let subprotocol = dialect == DialectKind::Hublink;
-        Ok(Client {
-            shell: Shell::new(url, subprotocol, core, on_event),
-        })
-    }
-
-    fn input(&self, f: impl FnOnce(&mut Connection<Js>, u64)) {
-        f(&mut self.shell.core.borrow_mut(), now());
-        self.shell.drive();
-    }
-
-    fn call(
-        &self,
-        f: impl FnOnce(&mut Connection<Js>, u64) -> hublink_core::Result<()>,
-    ) -> Result<(), JsValue> {
-        let result = f(&mut self.shell.core.borrow_mut(), now());
-        self.shell.drive();
-        result.map_err(core_error)
+    /// The timer fired.
+    pub fn tick(&self, now: f64) {
+        self.with(|c| c.handle_timeout(ms(now)));
     }
 
     /// Starts connecting (from `disconnected`; otherwise does nothing).
-    pub fn connect(&self) {
-        self.input(|c, now| c.connect(now));
+    pub fn connect(&self, now: f64) {
+        self.with(|c| c.connect(ms(now)));
     }
 
     /// Closes for good: no reconnect; queued frames are reported as unsent.
-    pub fn close(&self) {
-        self.input(|c, now| c.close(now));
+    pub fn close(&self, now: f64) {
+        self.with(|c| c.close(ms(now)));
     }
 
     /// Skips the backoff wait now; on a live connection, probes it with a ping.
     #[wasm_bindgen(js_name = reconnectNow)]
-    pub fn reconnect_now(&self) {
-        self.input(|c, now| c.reconnect_now(now));
+    pub fn reconnect_now(&self, now: f64) {
+        self.with(|c| c.reconnect_now(ms(now)));
     }
 
     /// The network went offline: show `reconnecting` at once.
     #[wasm_bindgen(js_name = networkOffline)]
-    pub fn network_offline(&self) {
-        self.input(|c, now| c.network_offline(now));
+    pub fn network_offline(&self, now: f64) {
+        self.with(|c| c.network_offline(ms(now)));
     }
 
     /// Subscribes to `topic` (now if connected, else on the next connection).
     /// Throws an `Error` with `code: "invalid_topic"`.
-    pub fn subscribe(&self, topic: &str) -> Result<(), JsValue> {
-        self.call(|c, now| c.subscribe(now, topic))
+    pub fn subscribe(&self, now: f64, topic: &str) -> Result<(), JsValue> {
+        self.call(|c| c.subscribe(ms(now), topic))
     }
 
     /// Unsubscribes from `topic`; returns whether it was subscribed.
-    pub fn unsubscribe(&self, topic: &str) -> bool {
-        let was = self.shell.core.borrow_mut().unsubscribe(now(), topic);
-        self.shell.drive();
-        was
+    pub fn unsubscribe(&self, now: f64, topic: &str) -> bool {
+        self.with(|c| c.unsubscribe(ms(now), topic))
     }
 
     /// Publishes a JSON value on `topic`; queued while offline. Throws an
     /// `Error` with `code` `"unsupported"`, `"queue_full"` or `"closed"`.
-    pub fn publish(&self, topic: &str, data: JsValue) -> Result<(), JsValue> {
-        self.call(|c, now| c.publish(now, topic, &Js(data)))
+    pub fn publish(&self, now: f64, topic: &str, data: JsValue) -> Result<(), JsValue> {
+        self.call(|c| c.publish(ms(now), topic, &Js(data)))
     }
 
     /// Sends a JSON value as is; queued while offline.
-    pub fn send(&self, value: JsValue) -> Result<(), JsValue> {
-        self.call(|c, now| c.send_json(now, &Js(value)))
+    pub fn send(&self, now: f64, value: JsValue) -> Result<(), JsValue> {
+        self.call(|c| c.send_json(ms(now), &Js(value)))
     }
 
     /// Sends a text frame as is (e.g. the power dialect's `ping`).
     #[wasm_bindgen(js_name = sendText)]
-    pub fn send_text(&self, text: String) -> Result<(), JsValue> {
-        self.call(|c, now| c.send_frame(now, text))
+    pub fn send_text(&self, now: f64, text: String) -> Result<(), JsValue> {
+        self.call(|c| c.send_frame(ms(now), text))
     }
 
     /// Asks the server for the subscribed topics (a `topics` event answers).
     #[wasm_bindgen(js_name = requestTopics)]
-    pub fn request_topics(&self) -> Result<(), JsValue> {
-        self.call(|c, now| c.request_topics(now))
+    pub fn request_topics(&self, now: f64) -> Result<(), JsValue> {
+        self.call(|c| c.request_topics(ms(now)))
     }
 
     /// The current state.
     #[wasm_bindgen(getter, unchecked_return_type = "StateName")]
     pub fn state(&self) -> String {
-        self.shell.core.borrow().state().name().into()
-    }
-
-    /// Failed attempts since the last stable connection.
-    #[wasm_bindgen(getter)]
-    pub fn attempt(&self) -> u32 {
-        self.shell.core.borrow().attempt()
+        self.conn.borrow().state().name().into()
     }
 
     /// Frames waiting in the offline queue.
     #[wasm_bindgen(getter)]
     pub fn queued(&self) -> usize {
-        self.shell.core.borrow().queued()
-    }
-
-    /// The dialect's name.
-    #[wasm_bindgen(getter, unchecked_return_type = "DialectName")]
-    pub fn dialect(&self) -> String {
-        self.shell.core.borrow().dialect_name().into()
+        self.conn.borrow().queued()
     }
 }

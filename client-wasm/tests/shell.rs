@@ -1,66 +1,77 @@
-//! The wasm shell in a JS engine: Node (`NODE_ARGS=--experimental-websocket`)
-//! and headless Chromium (`WASM_BINDGEN_USE_BROWSER=1`).
+//! The wasm binding in a JS engine: Node (`NODE_ARGS=--experimental-websocket`)
+//! and headless Chromium (`WASM_BINDGEN_USE_BROWSER=1`). The socket and timer
+//! end of the shell is TypeScript and is tested in `pkg/test/`.
 
 use hublink_core::JsonValue;
 use hublink_wasm::json::Js;
-use hublink_wasm::{reason_names, state_names, Client};
-use js_sys::{Array, Function, Object, Promise, Reflect};
-use std::cell::RefCell;
-use std::rc::Rc;
+use hublink_wasm::{admit, reason_names, state_names, Core, Outputs};
+use js_sys::{Array, Function, Object, Reflect, JSON};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
 fn get(v: &JsValue, k: &str) -> JsValue {
     Reflect::get(v, &k.into()).unwrap()
 }
 
-fn options(pairs: &[(&str, JsValue)]) -> JsValue {
+/// An `Outputs` that records every output as an array of its fields.
+fn recorder() -> (Outputs, Array) {
+    let log = Array::new();
     let o = Object::new();
-    for (k, v) in pairs {
-        Reflect::set(&o, &(*k).into(), v).unwrap();
-    }
-    o.into()
+    Reflect::set(&o, &"log".into(), &log).unwrap();
+    let out = Function::new_with_args("k,a,b,c,d,x,y,z,v", "this.log.push([k,a,b,c,d,x,y,z,v])");
+    Reflect::set(&o, &"out".into(), &out).unwrap();
+    (o.unchecked_into(), log)
 }
 
-/// A client whose events are collected into a JS array.
-fn client(url: &str, opts: JsValue) -> (Client, Array) {
-    let events = Array::new();
-    let sink = events.clone();
-    let f = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
-        sink.push(&e);
-    });
-    let client = Client::new(
-        url.into(),
-        opts,
-        f.as_ref().unchecked_ref::<Function>().clone(),
+fn core(dialect: Option<&str>) -> (Core, Array) {
+    let (o, log) = recorder();
+    let nan = f64::NAN;
+    let c = Core::new(
+        dialect.map(str::to_owned),
+        o,
+        1.0,
+        nan,
+        nan,
+        nan,
+        nan,
+        nan,
+        nan,
+        nan,
     )
     .unwrap();
-    f.forget();
-    (client, events)
+    (c, log)
 }
 
-async fn sleep(ms: i32) {
-    let p = Promise::new(&mut |resolve, _| {
-        let g = js_sys::global();
-        let st: Function = get(&g, "setTimeout").into();
-        st.call2(&JsValue::NULL, &resolve, &ms.into()).unwrap();
-    });
-    JsFuture::from(p).await.unwrap();
-}
-
-fn states(events: &Array) -> Vec<(String, String, u32)> {
-    events
+/// The kinds of the outputs recorded since the last call, and forgets them.
+fn kinds(log: &Array) -> Vec<String> {
+    let k = log
         .iter()
-        .filter(|e| get(e, "type").as_string().as_deref() == Some("state"))
-        .map(|e| {
-            (
-                get(&e, "to").as_string().unwrap(),
-                get(&get(&e, "reason"), "name").as_string().unwrap(),
-                get(&e, "attempt").as_f64().unwrap() as u32,
-            )
-        })
-        .collect()
+        .map(|e| Array::from(&e).get(0).as_string().unwrap())
+        .collect();
+    log.set_length(0);
+    k
+}
+
+/// Feeds one frame as the TS shell does: header first, the whole value if asked.
+fn frame(c: &Core, text: &str) -> u32 {
+    let v = JSON::parse(text).unwrap();
+    let s = |k: &str| get(&v, k).as_string();
+    let seq = get(&v, "seq").as_f64().unwrap_or(f64::NAN);
+    let has_data = !get(&v, "data").is_undefined();
+    let bits = c.header(
+        0.0,
+        text.len() as u32,
+        0,
+        s("type"),
+        s("topic"),
+        seq,
+        s("epoch"),
+        has_data,
+    );
+    if bits & admit::DECODE != 0 {
+        c.value(0.0, v);
+    }
+    bits
 }
 
 #[wasm_bindgen_test]
@@ -105,20 +116,29 @@ fn names_match_the_core() {
 
 #[wasm_bindgen_test]
 fn errors_are_js_errors_with_a_code() {
-    let (c, _) = client("ws://127.0.0.1:9/ws", JsValue::UNDEFINED);
+    let (c, _) = core(None);
     assert_eq!(c.state(), "disconnected");
-    let e = c.subscribe("").unwrap_err();
+    let e = c.subscribe(0.0, "").unwrap_err();
     assert!(e.is_instance_of::<js_sys::Error>());
     assert_eq!(
         get(&e, "code").as_string().as_deref(),
         Some("invalid_topic")
     );
-    let e = c.publish("t", JsValue::from(1)).unwrap_err();
+    let e = c.publish(0.0, "t", JsValue::from(1)).unwrap_err();
     assert_eq!(get(&e, "code").as_string().as_deref(), Some("closed"));
-    let e = Client::new(
-        "ws://127.0.0.1:9/".into(),
-        options(&[("dialect", "nope".into())]),
-        Function::new_no_args(""),
+    let (o, _) = recorder();
+    let nan = f64::NAN;
+    let e = Core::new(
+        Some("nope".into()),
+        o,
+        1.0,
+        nan,
+        nan,
+        nan,
+        nan,
+        nan,
+        nan,
+        nan,
     )
     .err()
     .unwrap();
@@ -126,96 +146,120 @@ fn errors_are_js_errors_with_a_code() {
         get(&e, "code").as_string().as_deref(),
         Some("unknown_dialect")
     );
-    let machines = Client::new(
-        "ws://127.0.0.1:9/".into(),
-        options(&[("dialect", "machines".into())]),
-        Function::new_no_args(""),
-    )
-    .unwrap();
-    machines.connect();
-    let e = machines.publish("t", JsValue::from(1)).unwrap_err();
+    let (machines, _) = core(Some("machines"));
+    machines.connect(0.0);
+    let e = machines.publish(0.0, "t", JsValue::from(1)).unwrap_err();
     assert_eq!(get(&e, "code").as_string().as_deref(), Some("unsupported"));
-    machines.close();
 }
 
 #[wasm_bindgen_test]
-async fn a_refused_connection_backs_off_and_retries_on_the_timer() {
-    // Port 9 (discard) is closed on loopback: every attempt is refused.
-    let (c, events) = client(
-        "ws://127.0.0.1:9/ws",
-        options(&[
-            ("backoffInitialMs", 50.into()),
-            ("backoffMaxMs", 80.into()),
-            ("seed", 3.into()),
-        ]),
+fn messages_cross_as_headers_and_control_frames_whole() {
+    let (c, log) = core(None);
+    c.subscribe(0.0, "a").unwrap();
+    c.connect(0.0);
+    assert!(c.drain() >= 0.0, "a connect timeout is armed");
+    let open = Array::from(&log.get(0));
+    assert_eq!(open.get(0).as_string().as_deref(), Some("open"));
+    assert_eq!(open.get(1).as_string().as_deref(), Some("hublink.v1"));
+    c.opened(0.0);
+    c.drain();
+    assert_eq!(kinds(&log), ["open", "state", "send", "state"]);
+
+    let ack = r#"{"type":"subscribe_ack","topic":"a","success":true,"epoch":"e","seq":0}"#;
+    assert_eq!(
+        frame(&c, ack),
+        admit::DECODE,
+        "decided once the value is fed"
     );
-    c.subscribe("machines.CNC-001").unwrap();
-    c.connect();
-    assert_eq!(c.state(), "connecting");
-    c.publish("orders", JsValue::from(1)).unwrap();
-    assert_eq!(c.queued(), 1, "queued while not connected");
-    for _ in 0..100 {
-        if states(&events)
-            .iter()
-            .filter(|s| s.0 == "reconnecting")
-            .count()
-            >= 3
-        {
-            break;
-        }
-        sleep(20).await;
-    }
-    let s = states(&events);
-    assert_eq!(s[0], ("connecting".into(), "requested".into(), 0));
-    let retries: Vec<_> = s.iter().filter(|s| s.0 == "reconnecting").collect();
-    assert!(retries.len() >= 3, "retried on the timer: {s:?}");
-    assert!(retries.iter().all(|r| r.1 == "connect_failed"));
-    assert_eq!(retries[0].2, 1);
-    assert_eq!(retries[1].2, 2, "attempt numbers grow: {s:?}");
-    c.close();
-    let s = states(&events);
-    assert_eq!(s.last().unwrap().0, "disconnected");
-    let unsent = events
-        .iter()
-        .any(|e| get(&e, "type").as_string().as_deref() == Some("unsent"));
-    assert!(unsent, "the queued publish is reported unsent on close");
-    // The timer is gone: nothing happens after close.
-    let n = events.length();
-    sleep(200).await;
-    assert_eq!(events.length(), n);
+    c.drain();
+    assert_eq!(kinds(&log), ["subscribed"]);
+    let m = |seq: u32| {
+        let text = r#"{"type":"message","topic":"a","seq":N,"epoch":"e","data":{"v":1}}"#;
+        text.replace('N', &seq.to_string())
+    };
+    assert_eq!(
+        frame(&c, &m(1)),
+        admit::DELIVER,
+        "nothing to drain: no crossing back"
+    );
+    assert_eq!(frame(&c, &m(1)), 0, "a duplicate is dropped");
+    // The same strings as last time need not cross again.
+    let same = c.header(0.0, 60, 1 | 2 | 4, None, None, 2.0, None, true);
+    assert_eq!(
+        same,
+        admit::DELIVER,
+        "seq 2 on the remembered type, topic, epoch"
+    );
+    assert_eq!(
+        frame(&c, &m(5)),
+        admit::DELIVER | admit::DRAIN,
+        "a gap to drain first"
+    );
+    c.drain();
+    let gap = Array::from(&log.get(0));
+    assert_eq!(gap.get(0).as_string().as_deref(), Some("gap"));
+    assert_eq!(gap.get(5).as_f64(), Some(2.0));
+    assert_eq!(gap.get(6).as_f64(), Some(5.0));
+    log.set_length(0);
+
+    // Another dialect has no header path: its messages arrive whole.
+    let (m, log) = core(Some("machines"));
+    m.connect(0.0);
+    m.opened(0.0);
+    m.drain();
+    log.set_length(0);
+    assert_eq!(
+        frame(&m, r#"{"type":"sensor_data","data":{"t":1}}"#),
+        admit::DECODE
+    );
+    m.drain();
+    let msg = Array::from(&log.get(0));
+    assert_eq!(msg.get(0).as_string().as_deref(), Some("message"));
+    assert_eq!(msg.get(1).as_string().as_deref(), Some("sensor_data"));
+    let data = Array::from(&msg.get(8)).get(0);
+    assert_eq!(
+        get(&data, "t").as_f64(),
+        Some(1.0),
+        "the payload is the parsed value"
+    );
 }
 
 #[wasm_bindgen_test]
-async fn handlers_may_call_back_into_the_client() {
-    // A handler that closes the client from inside the event callback must not
-    // hit a RefCell borrow panic; the re-entrant drive is folded into the outer one.
-    let slot: Rc<RefCell<Option<Client>>> = Rc::default();
-    let seen = Array::new();
-    let (slot2, seen2) = (slot.clone(), seen.clone());
-    let f = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
-        seen2.push(&e);
-        if get(&e, "to").as_string().as_deref() == Some("reconnecting") {
-            if let Some(c) = slot2.borrow().as_ref() {
-                c.close();
-            }
-        }
-    });
-    let c = Client::new(
-        "ws://127.0.0.1:9/ws".into(),
-        options(&[("backoffInitialMs", 50.into())]),
-        f.as_ref().unchecked_ref::<Function>().clone(),
+fn outputs_may_call_back_into_the_core() {
+    // An `out` that closes the core from inside drain must not hit a RefCell
+    // borrow panic; what it queues is drained by the same loop, in order.
+    let log = Array::new();
+    let o = Object::new();
+    Reflect::set(&o, &"log".into(), &log).unwrap();
+    let out = Function::new_with_args(
+        "k,a,b",
+        "this.log.push(k + ':' + (b || '')); if (k === 'state' && b === 'connecting') this.core.close(0);",
+    );
+    Reflect::set(&o, &"out".into(), &out).unwrap();
+    let nan = f64::NAN;
+    let c = Core::new(
+        None,
+        o.clone().unchecked_into(),
+        1.0,
+        nan,
+        nan,
+        nan,
+        nan,
+        nan,
+        nan,
+        nan,
     )
     .unwrap();
-    f.forget();
-    c.connect();
-    *slot.borrow_mut() = Some(c);
-    for _ in 0..100 {
-        if states(&seen).iter().any(|s| s.0 == "disconnected") {
-            break;
-        }
-        sleep(20).await;
-    }
-    let s = states(&seen);
-    assert_eq!(s.last().unwrap().0, "disconnected", "{s:?}");
-    assert_eq!(s.last().unwrap().1, "closed_by_user");
+    // The JS side holds the wasm object as TS does.
+    let js_core: JsValue = c.into();
+    Reflect::set(&o, &"core".into(), &js_core).unwrap();
+    let connect: Function = get(&js_core, "connect").into();
+    connect.call1(&js_core, &0.into()).unwrap();
+    let drain: Function = get(&js_core, "drain").into();
+    drain.call0(&js_core).unwrap();
+    let seen: Vec<String> = log.iter().map(|s| s.as_string().unwrap()).collect();
+    assert_eq!(
+        seen,
+        ["open:", "state:connecting", "close:", "state:disconnected"]
+    );
 }

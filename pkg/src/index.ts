@@ -8,7 +8,7 @@
  *
  * @module
  */
-import init, { Client as RawClient, reasonNames, stateNames } from "../wasm/hublink_wasm.js";
+import init, { Core, reasonNames, stateNames } from "../wasm/hublink_wasm.js";
 import type {
   ClientEvent,
   ClientEventType,
@@ -148,17 +148,48 @@ export function resolveUrl(url: string): string {
   return u.toString();
 }
 
+const NAN = Number.NaN;
+/** `Core.header` answer bits (hublink-wasm `admit`). */
+const DELIVER = 1;
+const DECODE = 2;
+const DRAIN = 4;
+const now = (): number => performance.now();
+const str = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);
+const orNull = (n: number): number | null => (Number.isNaN(n) ? null : n);
+const LIFECYCLE = ["online", "offline", "pageshow"];
+
+/** A jitter seed from the platform's CSPRNG, as the core's config wants one. */
+function seed(): number {
+  const s = crypto.getRandomValues(new Uint32Array(2));
+  return s[0] * 2 ** 21 + (s[1] >>> 11);
+}
+
+/**
+ * The browser shell: one WebSocket at a time, one timer, the lifecycle
+ * listeners, and `JSON.parse`. It moves bytes and time; hublink-core (in wasm)
+ * decides. Per frame: one `JSON.parse`, one call into wasm with the header
+ * fields, and the payload goes to the handlers as `JSON.parse` made it.
+ */
 class Client implements HublinkClient {
   status: ConnectionStatus = { state: "disconnected", attempt: 0, reason: null, retryInMs: null };
   readonly ready: Promise<void>;
-  private raw: RawClient | null = null;
+  private core: Core | null = null;
+  private ws: WebSocket | null = null;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private armed = -1;
+  private driving = false;
   private wanted = false;
   private closed = false;
   private readonly url: string;
   private readonly topics = new Map<string, Set<TopicHandler<unknown>>>();
   private readonly listeners = new Map<string, Set<(event: ClientEvent) => void>>();
   private readonly last = new Map<string, TopicMessage>();
-  private readonly pending: Array<(raw: RawClient) => void> = [];
+  private readonly pending: Array<(core: Core) => void> = [];
+  private readonly lifecycle = (e: Event): void => this.onLifecycle(e);
+  /** `type`, `topic` and `epoch` as last passed to `Core.header` (it keeps them). */
+  private lastType: string | undefined;
+  private lastTopic: string | undefined;
+  private lastEpoch: string | undefined;
 
   constructor(url: string, private readonly options: ClientOptions) {
     this.url = resolveUrl(url);
@@ -171,12 +202,35 @@ class Client implements HublinkClient {
   }
 
   private start(): void {
-    if (!this.wanted || this.closed || this.raw) return;
-    const raw = new RawClient(this.url, this.options, (event) => this.dispatch(event));
-    this.raw = raw;
-    for (const topic of this.topics.keys()) this.guard(() => raw.subscribe(topic));
-    raw.connect();
-    for (const op of this.pending.splice(0)) this.guard(() => op(raw));
+    if (!this.wanted || this.closed || this.core) return;
+    const o = this.options;
+    const n = (v: number | undefined): number => (v === undefined ? NAN : v);
+    const core = new Core(o.dialect, this, o.seed ?? seed(), n(o.backoffInitialMs), n(o.backoffMaxMs),
+      n(o.maxAttempts), n(o.heartbeatTimeoutMs), n(o.connectTimeoutMs), n(o.queueMaxFrames), n(o.queueTtlMs));
+    this.core = core;
+    this.listen(true);
+    for (const topic of this.topics.keys()) this.guard(() => core.subscribe(now(), topic));
+    core.connect(now());
+    for (const op of this.pending.splice(0)) this.guard(() => op(core));
+    this.drive();
+  }
+
+  private listen(add: boolean): void {
+    const g = globalThis as unknown as EventTarget & { document?: EventTarget };
+    const f = add ? "addEventListener" : "removeEventListener";
+    if (typeof g[f] === "function") for (const e of LIFECYCLE) g[f](e, this.lifecycle);
+    if (g.document) g.document[f]("visibilitychange", this.lifecycle);
+  }
+
+  private onLifecycle(e: Event): void {
+    const core = this.core;
+    if (!core) return;
+    const t = e.type;
+    if (t === "offline") core.networkOffline(now());
+    const doc = (globalThis as { document?: { visibilityState?: string } }).document;
+    if (t === "online" || (t === "pageshow" && (e as PageTransitionEvent).persisted) ||
+      (t === "visibilitychange" && doc?.visibilityState === "visible")) core.reconnectNow(now());
+    this.drive();
   }
 
   private guard(f: () => void): void {
@@ -187,14 +241,99 @@ class Client implements HublinkClient {
     }
   }
 
-  /** Called by the wasm shell, synchronously from the socket's callbacks. */
-  private dispatch(event: ClientEvent): void {
+  /** The drive loop: drain the core's outputs (re-entrant calls fold into the outer loop), re-arm the timer. */
+  private drive(): void {
+    const core = this.core;
+    if (!core || this.driving) return;
+    this.driving = true;
+    let deadline: number;
+    try {
+      deadline = core.drain();
+    } finally {
+      this.driving = false;
+    }
+    if (this.closed) return this.release();
+    if (deadline === this.armed) return;
+    clearTimeout(this.timer);
+    this.armed = deadline;
+    if (deadline >= 0) {
+      this.timer = setTimeout(() => {
+        this.armed = -1;
+        core.tick(now());
+        this.drive();
+      }, Math.min(Math.max(deadline - now(), 0), 2 ** 31 - 2) + 1);
+    }
+  }
+
+  /** `Outputs.out` of hublink-wasm: one transmit or event, as positional fields. */
+  out(kind: string, a?: string, b?: string, c?: string, d?: string, x = NAN, y = NAN, z = NAN, v?: unknown): void {
+    switch (kind) {
+      case "open":
+        return this.open(a);
+      case "send":
+        this.ws?.send(a!);
+        return;
+      case "close": {
+        const ws = this.detach();
+        ws?.close(x, a);
+        return;
+      }
+    }
+    let e: ClientEvent;
+    switch (kind) {
+      case "state": {
+        const name = c as ReasonName;
+        const r = { name } as Record<string, unknown>;
+        if (name === "closed") (r.code = z), (r.message = d);
+        else if (name === "connect_failed") r.message = d;
+        else if (name === "heartbeat_timeout") r.silentMs = z;
+        else if (name === "server_reconnect") (r.message = d), (r.retryAfterMs = z);
+        else if (name === "auth_rejected" || name === "forbidden") r.code = z;
+        else if (name === "gave_up") r.attempts = z;
+        else if (name === "upgrade_refused") r.status = z;
+        e = { type: "state", from: a as StateName, to: b as StateName, reason: r as Reason, attempt: x, retryInMs: orNull(y) };
+        break;
+      }
+      case "welcome":
+        e = { type: "welcome", clientId: a ?? null, heartbeatIntervalMs: orNull(x) };
+        break;
+      case "message": {
+        const [data, timestamp] = v as [unknown, unknown];
+        return this.deliver({ type: "message", topic: a!, kind: b ?? null, seq: orNull(x), epoch: c ?? null, data, timestamp });
+      }
+      case "subscribed":
+        e = { type: "subscribed", topic: a!, recovery: b as "fresh" | "recovered" | "lost" };
+        break;
+      case "subscribe_failed":
+        e = { type: "subscribe_failed", topic: a!, error: b! };
+        break;
+      case "unsubscribed":
+        e = { type: "unsubscribed", topic: a! };
+        break;
+      case "gap":
+        e = { type: "gap", topic: a!, last: { epoch: b!, seq: x }, next: { epoch: c!, seq: y } };
+        break;
+      case "topics":
+        e = { type: "topics", topics: v as string[] };
+        break;
+      case "server_error":
+        e = { type: "server_error", code: a!, message: b!, recoverable: x === 1, errorCount: orNull(y) };
+        break;
+      case "decode_error":
+        e = { type: "decode_error", message: a! };
+        break;
+      case "unsent":
+        e = { type: "unsent", frame: a!, reason: b as "expired" | "closed", waitedMs: orNull(x) };
+        break;
+      default:
+        e = { type: "unknown", data: v };
+    }
+    this.emit(e);
+  }
+
+  private emit(event: ClientEvent): void {
     if (event.type === "state") {
       this.status = { state: event.to, attempt: event.attempt, reason: event.reason, retryInMs: event.retryInMs };
-    } else if (event.type === "message") {
-      this.last.set(event.topic, event);
-      const handlers = this.topics.get(event.topic);
-      if (handlers) for (const h of [...handlers]) this.guard(() => h(event.data, event));
     }
     for (const key of [event.type, "*"]) {
       const set = this.listeners.get(key);
@@ -202,26 +341,190 @@ class Client implements HublinkClient {
     }
   }
 
+  /** A message, once and in order: to its topic's handlers, then to `on("message")` listeners. */
+  private deliver(m: TopicMessage): void {
+    this.last.set(m.topic, m);
+    const handlers = this.topics.get(m.topic);
+    // Handler sets are replaced, never mutated, by subscribe and
+    // unsubscribe: no copy and no closure per message.
+    if (handlers)
+      for (const h of handlers) {
+        try {
+          h(m.data, m);
+        } catch (e) {
+          report(e);
+        }
+      }
+    if (this.listeners.size) this.emit(m);
+  }
+
+  private open(protocol?: string): void {
+    let ws: WebSocket;
+    try {
+      ws = protocol ? new WebSocket(this.url, protocol) : new WebSocket(this.url);
+    } catch (e) {
+      this.core!.failed(now(), e instanceof Error ? e.message : String(e));
+      return;
+    }
+    ws.binaryType = "arraybuffer";
+    ws.onopen = () => {
+      this.core!.opened(now());
+      this.drive();
+    };
+    ws.onmessage = (e: MessageEvent) => this.frame(e.data);
+    // Read as plain fields: Node's WebSocket has no global CloseEvent.
+    ws.onclose = (e: { code?: number; reason?: string }) => {
+      this.detach();
+      this.core!.closed(now(), e.code ?? 1006, e.reason ?? "");
+      this.drive();
+    };
+    // The end of that socket: browsers follow it with a close (1006), Node's WebSocket not always.
+    ws.onerror = () => {
+      this.detach();
+      this.core!.failed(now(), "WebSocket error");
+      this.drive();
+    };
+    this.ws = ws;
+  }
+
+  /** Forgets the current socket: nothing more from it reaches the core. */
+  private detach(): WebSocket | null {
+    const ws = this.ws;
+    if (ws) ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    this.ws = null;
+    return ws;
+  }
+
+  private frame(data: unknown): void {
+    const core = this.core!;
+    if (typeof data !== "string") {
+      core.binary(now(), (data as ArrayBuffer).byteLength ?? 0);
+      return this.drive();
+    }
+    if (data.includes("\n")) return this.lines(core, data);
+    let value: unknown;
+    try {
+      value = JSON.parse(data);
+    } catch (e) {
+      core.unparsed(now(), data, (e as Error).message);
+      return this.drive();
+    }
+    this.one(core, value, data.length);
+  }
+
+  /**
+   * A frame with newlines: one JSON value per line (gorilla-hub batches), or
+   * one value spread over lines. Decided as the core's text path does (the
+   * whole frame if it parses, else line by line), but lines are tried first:
+   * two or more lines that each parse cannot parse as one value, so batches
+   * cost no failed parse of the whole.
+   */
+  private lines(core: Core, data: string): void {
+    const t = now();
+    if (!core.fits(t, data.length)) return this.drive();
+    const lines = data.split("\n");
+    const values: unknown[] = [];
+    try {
+      // JSON.parse skips the whitespace around a value itself; a blank line
+      // that is not empty fails here and takes the careful path below.
+      for (const l of lines) if (l) values.push(JSON.parse(l));
+    } catch {
+      const kept = lines.map((l) => l.trim()).filter((l) => l);
+      let whole: unknown;
+      try {
+        whole = JSON.parse(data);
+      } catch {
+        // Line by line: bad lines reported, the others delivered.
+        for (const l of kept) {
+          try {
+            whole = JSON.parse(l);
+          } catch (e) {
+            core.unparsed(t, l, (e as Error).message);
+            continue;
+          }
+          this.one(core, whole, l.length, t);
+        }
+        return this.drive();
+      }
+      return this.one(core, whole, data.length, t);
+    }
+    for (const v of values) this.one(core, v, 0, t);
+  }
+
+  /** One parsed value: its header into the core, then deliver, decode or drop as it says. */
+  private one(core: Core, v: unknown, len: number, t = now()): void {
+    const m = v as Record<string, unknown> | null;
+    const o = typeof m === "object" && m !== null;
+    const seq = o ? m.seq : undefined;
+    let bits = DECODE;
+    if (o) {
+      // Strings equal to the last call's stay in wasm: no copy per message.
+      const type = str(m.type);
+      const topic = str(m.topic);
+      const epoch = str(m.epoch);
+      const same = (type === this.lastType ? 1 : 0) | (topic === this.lastTopic ? 2 : 0) | (epoch === this.lastEpoch ? 4 : 0);
+      this.lastType = type;
+      this.lastTopic = topic;
+      this.lastEpoch = epoch;
+      bits = core.header(t, len, same, same & 1 ? undefined : type, same & 2 ? undefined : topic,
+        typeof seq === "number" ? seq : NAN, same & 4 ? undefined : epoch, m.data !== undefined);
+    }
+    if (bits & DECODE) {
+      core.value(t, v);
+      return this.drive();
+    }
+    if (bits & DRAIN) this.drive();
+    if (bits & DELIVER) {
+      // The frame itself is the message event (it has type, topic, seq,
+      // epoch, data and timestamp already): nothing is rebuilt.
+      const msg = m as unknown as TopicMessage;
+      msg.kind = null;
+      if (seq === undefined) msg.seq = msg.epoch = null;
+      this.deliver(msg);
+    }
+  }
+
+  /** Frees the core once it has drained its last outputs, and the socket, timer and listeners. */
+  private release(): void {
+    const core = this.core;
+    if (!core) return;
+    this.core = null;
+    this.listen(false);
+    clearTimeout(this.timer);
+    this.detach()?.close(1000, "client dropped");
+    core.free();
+  }
+
   on(type: string, handler: (event: never) => void): () => void {
     let set = this.listeners.get(type);
     if (!set) this.listeners.set(type, (set = new Set()));
     const h = handler as (event: ClientEvent) => void;
     set.add(h);
-    return () => void set.delete(h);
+    return () => {
+      set.delete(h);
+      if (!set.size && this.listeners.get(type) === set) this.listeners.delete(type);
+    };
   }
 
   subscribe<T = unknown>(topic: string, handler: TopicHandler<T>): () => void {
-    let set = this.topics.get(topic);
-    if (!set) {
-      this.topics.set(topic, (set = new Set()));
-      this.raw?.subscribe(topic);
-    }
     const h = handler as TopicHandler<unknown>;
-    set.add(h);
+    const set = this.topics.get(topic);
+    if (!set && this.core) {
+      this.core.subscribe(now(), topic);
+      this.drive();
+    }
+    this.topics.set(topic, new Set(set).add(h));
     return () => {
-      if (!set.delete(h) || set.size > 0 || this.topics.get(topic) !== set) return;
+      const current = this.topics.get(topic);
+      if (!current?.has(h)) return;
+      const rest = new Set(current);
+      rest.delete(h);
+      if (rest.size) return void this.topics.set(topic, rest);
       this.topics.delete(topic);
-      this.raw?.unsubscribe(topic);
+      if (this.core) {
+        this.core.unsubscribe(now(), topic);
+        this.drive();
+      }
     };
   }
 
@@ -229,43 +532,51 @@ class Client implements HublinkClient {
     return this.last.get(topic) as TopicMessage<T> | undefined;
   }
 
-  private call(op: (raw: RawClient) => void): void {
+  private call(op: (core: Core) => void): void {
     if (this.closed) {
       const e = new Error("the client was closed") as HublinkError;
       e.code = "closed";
       throw e;
     }
-    if (this.raw) op(this.raw);
-    else this.pending.push(op);
+    const core = this.core;
+    if (!core) return void this.pending.push(op);
+    try {
+      op(core);
+    } finally {
+      this.drive();
+    }
   }
 
   publish(topic: string, data: unknown): void {
-    this.call((raw) => raw.publish(topic, data));
+    this.call((core) => core.publish(now(), topic, data));
   }
 
   send(value: unknown): void {
-    this.call((raw) => raw.send(value));
+    this.call((core) => core.send(now(), value));
   }
 
   connect(): void {
     if (this.closed) return;
     this.wanted = true;
-    if (this.raw) this.raw.connect();
-    else void this.ready.then(() => this.start());
+    if (this.core) {
+      this.core.connect(now());
+      this.drive();
+    } else void this.ready.then(() => this.start());
   }
 
   reconnectNow(): void {
-    this.raw?.reconnectNow();
+    if (!this.core) return;
+    this.core.reconnectNow(now());
+    this.drive();
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    const raw = this.raw;
-    this.raw = null;
-    if (raw) {
-      raw.close();
-      raw.free();
+    if (this.core) {
+      this.core.close(now());
+      // From a handler, the outer drive loop drains what close queued and releases.
+      if (!this.driving) this.drive();
     }
     this.pending.length = 0;
   }

@@ -69,8 +69,32 @@ test("errors carry a code", async () => {
 });
 
 test("unknown dialect is an error with code unknown_dialect", async () => {
-  const { Client } = await import("../wasm/hublink_wasm.js");
-  assert.throws(() => new Client("ws://127.0.0.1:1/", { dialect: "nope" }, () => {}), (e) => e.code === "unknown_dialect");
+  const { Core } = await import("../wasm/hublink_wasm.js");
+  assert.throws(() => new Core("nope", { out() {} }, 1), (e) => e.code === "unknown_dialect");
+});
+
+test("a refused connection backs off on the timer; a handler may close the client", async () => {
+  // Port 9 (discard) is closed on loopback: every attempt is refused.
+  const client = createClient("ws://127.0.0.1:9/ws", { seed: 3, backoffInitialMs: 50, backoffMaxMs: 80 });
+  const states = [];
+  const unsent = [];
+  client.on("unsent", (e) => unsent.push(e.reason));
+  client.on("state", (e) => {
+    states.push([e.to, e.reason.name, e.attempt]);
+    if (e.to === "reconnecting" && e.attempt === 3) client.close();
+  });
+  client.subscribe("machines.CNC-001", () => {});
+  client.publish("orders", 1);
+  await until(() => states.some((s) => s[0] === "disconnected"));
+  assert.deepEqual(states[0], ["connecting", "requested", 0]);
+  const retries = states.filter((s) => s[0] === "reconnecting");
+  assert.deepEqual(retries.map((r) => r[2]), [1, 2, 3], "attempt numbers grow, on the timer");
+  assert.ok(retries.every((r) => r[1] === "connect_failed"));
+  assert.deepEqual(states.at(-1).slice(0, 2), ["disconnected", "closed_by_user"]);
+  assert.deepEqual(unsent, ["closed"], "the queued publish is reported unsent on close");
+  const n = states.length;
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(states.length, n, "the timer is gone after close");
 });
 
 test("a dropped server is Reconnecting with attempt numbers, then Connected again", async () => {
@@ -87,4 +111,32 @@ test("a dropped server is Reconnecting with attempt numbers, then Connected agai
   client.close();
   wss.close();
   void port;
+});
+
+test("newline-batched frames deliver each line; a value spread over lines is one message", async () => {
+  const wss = new WebSocketServer({ port: 0, host: "127.0.0.1", handleProtocols: (p) => (p.has("hublink.v1") ? "hublink.v1" : false) });
+  await new Promise((r) => wss.on("listening", r));
+  const msg = (seq) => JSON.stringify({ type: "message", topic: "t", seq, epoch: "e", data: { seq } });
+  wss.on("connection", (ws) => {
+    ws.on("message", (raw) => {
+      const m = JSON.parse(String(raw));
+      if (m.type !== "subscribe") return;
+      ws.send(JSON.stringify({ type: "subscribe_ack", topic: "t", success: true, epoch: "e", seq: 0 }));
+      ws.send([msg(1), msg(2), "", msg(2), msg(3)].join("\n")); // a duplicate inside the batch
+      ws.send(JSON.stringify(JSON.parse(msg(4)), null, 2)); // pretty-printed: one value
+      ws.send([msg(5), "{nope", msg(6)].join("\n"));
+    });
+  });
+  const client = createClient(`ws://127.0.0.1:${wss.address().port}/ws`, { seed: 1 });
+  const seen = [];
+  const errors = [];
+  client.on("decode_error", (e) => errors.push(e.message));
+  client.subscribe("t", (data, m) => seen.push([data.seq, m.seq, m.kind]));
+  await until(() => seen.length === 6);
+  assert.deepEqual(seen.map((s) => s[0]), [1, 2, 3, 4, 5, 6]);
+  assert.ok(seen.every(([d, s, k]) => d === s && k === null));
+  assert.equal(errors.length, 1, JSON.stringify(errors));
+  assert.match(errors[0], /not JSON/);
+  client.close();
+  wss.close();
 });
