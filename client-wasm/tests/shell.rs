@@ -111,7 +111,7 @@ fn names_match_the_core() {
         states,
         ["connecting", "connected", "reconnecting", "disconnected"]
     );
-    assert_eq!(reason_names().length(), 11);
+    assert_eq!(reason_names().length(), 12);
 }
 
 #[wasm_bindgen_test]
