@@ -145,6 +145,12 @@ struct Shell {
     url: String,
     subprotocol: bool,
     socket: RefCell<Option<WebSocket>>,
+    /// Asked for the URL of each attempt (see [`Client::set_open_hook`]).
+    open_hook: RefCell<Option<Function>>,
+    /// The attempt whose URL the hook has not given yet (0: none).
+    pending_open: Cell<u32>,
+    /// The id of the last attempt handed to the hook.
+    opens: Cell<u32>,
     /// The armed `setTimeout` and the deadline it is for.
     timer: RefCell<Option<(JsValue, u64)>>,
     driving: Cell<bool>,
@@ -180,6 +186,9 @@ impl Shell {
                 url,
                 subprotocol,
                 socket: RefCell::new(None),
+                open_hook: RefCell::new(None),
+                pending_open: Cell::new(0),
+                opens: Cell::new(0),
                 timer: RefCell::new(None),
                 driving: Cell::new(false),
                 on_event,
@@ -265,26 +274,17 @@ impl Shell {
     fn perform(&self, transmit: Transmit) {
         match transmit {
             Transmit::Open => {
-                let socket = if self.subprotocol {
-                    WebSocket::new_with_str(&self.url, SUBPROTOCOL)
-                } else {
-                    WebSocket::new(&self.url)
-                };
-                match socket {
-                    Ok(ws) => {
-                        ws.set_binary_type(BinaryType::Arraybuffer);
-                        let cb = &self.callbacks;
-                        ws.set_onopen(Some(cb.open.as_ref().unchecked_ref()));
-                        ws.set_onmessage(Some(cb.message.as_ref().unchecked_ref()));
-                        ws.set_onclose(Some(cb.close.as_ref().unchecked_ref()));
-                        ws.set_onerror(Some(cb.error.as_ref().unchecked_ref()));
-                        *self.socket.borrow_mut() = Some(ws);
-                    }
-                    Err(e) => {
-                        let error = error_message(&e);
-                        self.core
-                            .borrow_mut()
-                            .handle_close(now(), CloseInfo::Failed { error });
+                let hook = self.open_hook.borrow().clone();
+                match hook {
+                    None => self.open_socket(&self.url),
+                    Some(hook) => {
+                        // The hook answers with `openUrl(id, url)` or
+                        // `failOpen(id, error)`, now or later; the core's
+                        // connect timeout bounds how long it may take.
+                        let id = self.opens.get().wrapping_add(1).max(1);
+                        self.opens.set(id);
+                        self.pending_open.set(id);
+                        drop(hook.call1(&JsValue::NULL, &id.into()));
                     }
                 }
             }
@@ -295,9 +295,36 @@ impl Shell {
                 }
             }
             Transmit::Close { code, reason } => {
+                self.pending_open.set(0); // a late answer of the hook opens nothing
                 if let Some(ws) = self.detach() {
                     let _ = ws.close_with_code_and_reason(browser_close_code(code), &reason);
                 }
+            }
+        }
+    }
+
+    /// Opens the attempt's WebSocket to `url`; a refusal is the attempt's failure.
+    fn open_socket(&self, url: &str) {
+        let socket = if self.subprotocol {
+            WebSocket::new_with_str(url, SUBPROTOCOL)
+        } else {
+            WebSocket::new(url)
+        };
+        match socket {
+            Ok(ws) => {
+                ws.set_binary_type(BinaryType::Arraybuffer);
+                let cb = &self.callbacks;
+                ws.set_onopen(Some(cb.open.as_ref().unchecked_ref()));
+                ws.set_onmessage(Some(cb.message.as_ref().unchecked_ref()));
+                ws.set_onclose(Some(cb.close.as_ref().unchecked_ref()));
+                ws.set_onerror(Some(cb.error.as_ref().unchecked_ref()));
+                *self.socket.borrow_mut() = Some(ws);
+            }
+            Err(e) => {
+                let error = error_message(&e);
+                self.core
+                    .borrow_mut()
+                    .handle_close(now(), CloseInfo::Failed { error });
             }
         }
     }
@@ -492,6 +519,37 @@ impl Client {
     #[wasm_bindgen(js_name = reconnectNow)]
     pub fn reconnect_now(&self) {
         self.input(|c, now| c.reconnect_now(now));
+    }
+
+    /// Asks `hook(id)` for the URL of every attempt instead of using the
+    /// constructor's: it answers with [`open_url`](Self::open_url) or
+    /// [`fail_open`](Self::fail_open) and that `id`, at once or later (e.g.
+    /// after fetching a fresh token). Answers for an abandoned attempt are ignored.
+    #[wasm_bindgen(js_name = setOpenHook)]
+    pub fn set_open_hook(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(id: number) => void")] hook: Function,
+    ) {
+        *self.shell.open_hook.borrow_mut() = Some(hook);
+    }
+
+    /// Opens attempt `id` (from the open hook) to `url`.
+    #[wasm_bindgen(js_name = openUrl)]
+    pub fn open_url(&self, id: u32, url: &str) {
+        if id != 0 && self.shell.pending_open.get() == id {
+            self.shell.pending_open.set(0);
+            self.shell.open_socket(url);
+            self.shell.drive();
+        }
+    }
+
+    /// Attempt `id` (from the open hook) failed before a socket: the core backs off.
+    #[wasm_bindgen(js_name = failOpen)]
+    pub fn fail_open(&self, id: u32, error: String) {
+        if id != 0 && self.shell.pending_open.get() == id {
+            self.shell.pending_open.set(0);
+            self.input(|c, now| c.handle_close(now, CloseInfo::Failed { error }));
+        }
     }
 
     /// The network went offline: show `reconnecting` at once.
