@@ -74,6 +74,14 @@ export interface ClientOptions extends RawOptions {
   autoConnect?: boolean;
   /** Where the wasm module is, when the bundler does not resolve `new URL(..., import.meta.url)`. */
   wasmUrl?: string | URL;
+  /** A token sent as `?token=` with every attempt (replaces one already in the URL). */
+  token?: string;
+  /**
+   * Called before every attempt for the token to send as `?token=` (overrides
+   * `token`): rotate credentials without a new client. A rejection or throw
+   * fails that attempt, which is retried with the backoff.
+   */
+  tokenProvider?: () => string | Promise<string>;
 }
 
 /** What a status badge needs: the state, the attempt and why. Replaced, never mutated. */
@@ -85,6 +93,21 @@ export interface ConnectionStatus {
   reason: Reason | null;
   /** While reconnecting: ms until the next attempt. */
   retryInMs: number | null;
+}
+
+/** The last value on a topic, and whether it can still be trusted as live. */
+export interface LatestEntry<T = unknown> {
+  /** The payload of the last message (undefined before the first). */
+  data: T | undefined;
+  /** The last message itself. */
+  message: TopicMessage<T> | undefined;
+  /** When it arrived (`Date.now()`), null before the first message. */
+  receivedAt: number | null;
+  /**
+   * True when the connection has been lost since it arrived and no newer
+   * message has come: the value is the last known one, not a live one.
+   */
+  stale: boolean;
 }
 
 /** A handler of one kind of event. */
@@ -104,7 +127,7 @@ export interface HublinkClient {
   readonly state: StateName;
   /** State, attempt and reason, as one immutable snapshot (for `useSyncExternalStore`). */
   readonly status: ConnectionStatus;
-  /** Resolves once the wasm module is loaded. */
+  /** Resolves once the wasm module is loaded (loading starts with the first {@link connect}); never rejects. */
   readonly ready: Promise<void>;
   /** Listens to one kind of event, or to all (`"*"`); returns the function that stops listening. */
   on<K extends ClientEventType>(type: K, handler: EventHandler<K>): () => void;
@@ -113,6 +136,8 @@ export interface HublinkClient {
   subscribe<T = unknown>(topic: string, handler: TopicHandler<T>): () => void;
   /** The last message received on `topic`, if any. */
   latest<T = unknown>(topic: string): TopicMessage<T> | undefined;
+  /** The last message on `topic` with when it arrived and whether it is stale; the same object until one of those changes. */
+  latestEntry<T = unknown>(topic: string): LatestEntry<T>;
   /** Publishes `data` on `topic`; queued while offline. Throws a {@link HublinkError}. */
   publish(topic: string, data: unknown): void;
   /** Sends a JSON value as is; queued while offline. Throws a {@link HublinkError}. */
@@ -129,7 +154,11 @@ let loading: Promise<unknown> | undefined;
 
 /** Loads the wasm module (once); `createClient` calls it for you. */
 export function load(wasmUrl?: string | URL): Promise<unknown> {
-  loading ??= init(wasmUrl === undefined ? undefined : { module_or_path: wasmUrl });
+  // A failed load is forgotten, so that the next call tries again.
+  loading ??= init(wasmUrl === undefined ? undefined : { module_or_path: wasmUrl }).catch((error: unknown) => {
+    loading = undefined;
+    throw error;
+  });
   return loading;
 }
 
@@ -139,14 +168,49 @@ function report(error: unknown): void {
   else console.error(error);
 }
 
-/** `"/ws"` or `"http://host/ws"` as the `ws:`/`wss:` URL a WebSocket needs. */
-export function resolveUrl(url: string): string {
+/**
+ * `"/ws"` or `"http://host/ws"` as the `ws:`/`wss:` URL a WebSocket needs, with
+ * `token` (if any) as the `token` query parameter. A relative URL resolves
+ * against the page (or the Worker's script); elsewhere it is an error.
+ */
+export function resolveUrl(url: string, token?: string): string {
   const base = (globalThis as { location?: { href: string } }).location?.href;
   const u = new URL(url, base);
   if (u.protocol === "http:") u.protocol = "ws:";
   if (u.protocol === "https:") u.protocol = "wss:";
+  if (token !== undefined) u.searchParams.set("token", token);
   return u.toString();
 }
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The core's reconnect delay (hublink-core `BackoffConfig`), for retries before the core is loaded. */
+function backoffDelay(options: ClientOptions, retry: number): number {
+  const initial = options.backoffInitialMs ?? 1_000;
+  const max = Math.max(initial, options.backoffMaxMs ?? 30_000);
+  const nominal = Math.min(initial * 2 ** Math.min(retry, 30), max);
+  const lo = Math.max(nominal / 2, initial);
+  const hi = Math.min(nominal * 1.5, max);
+  return Math.round(lo + Math.random() * (hi - lo));
+}
+
+type Listener = (event: Event) => void;
+const globalEvents = globalThis as { addEventListener?: (t: string, l: Listener) => void; removeEventListener?: (t: string, l: Listener) => void };
+
+const DISCONNECTED: ConnectionStatus = { state: "disconnected", attempt: 0, reason: null, retryInMs: null };
+
+/** What the client keeps of a topic's last message. */
+interface Received {
+  message: TopicMessage;
+  at: number;
+  /** {@link Client.losses} when it arrived. */
+  losses: number;
+  entry?: LatestEntry;
+}
+
+const NO_ENTRY: LatestEntry = Object.freeze({ data: undefined, message: undefined, receivedAt: null, stale: false });
 
 const NAN = Number.NaN;
 /** `Core.header` answer bits (hublink-wasm `admit`). */
@@ -171,7 +235,7 @@ function seed(): number {
  * fields, and the payload goes to the handlers as `JSON.parse` made it.
  */
 class Client implements HublinkClient {
-  status: ConnectionStatus = { state: "disconnected", attempt: 0, reason: null, retryInMs: null };
+  status: ConnectionStatus = DISCONNECTED;
   readonly ready: Promise<void>;
   private core: Core | null = null;
   private ws: WebSocket | null = null;
@@ -180,28 +244,33 @@ class Client implements HublinkClient {
   private driving = false;
   private wanted = false;
   private closed = false;
-  private readonly url: string;
   private readonly topics = new Map<string, Set<TopicHandler<unknown>>>();
   private readonly listeners = new Map<string, Set<(event: ClientEvent) => void>>();
-  private readonly last = new Map<string, TopicMessage>();
+  private readonly last = new Map<string, Received>();
   private readonly pending: Array<(core: Core) => void> = [];
   private readonly lifecycle = (e: Event): void => this.onLifecycle(e);
   /** `type`, `topic` and `epoch` as last passed to `Core.header` (it keeps them). */
   private lastType: string | undefined;
   private lastTopic: string | undefined;
   private lastEpoch: string | undefined;
+  /** How many times the connection was lost (left `connected`): what makes a value stale. */
+  private losses = 0;
+  /** Counts socket attempts; a token that arrives after its attempt ended is dropped. */
+  private attempt = 0;
+  private readonly boot: WasmBoot;
 
-  constructor(url: string, private readonly options: ClientOptions) {
-    this.url = resolveUrl(url);
-    this.ready = load(options.wasmUrl).then(() => this.start());
-    this.ready.catch(report);
+  /** Touches nothing (no URL, no fetch, no global): safe to create while server rendering. */
+  constructor(private readonly url: string, private readonly options: ClientOptions) {
+    this.boot = new WasmBoot(this, options);
+    this.ready = this.boot.loaded;
   }
 
   get state(): StateName {
     return this.status.state;
   }
 
-  private start(): void {
+  /** Creates the core once the module is loaded (called by {@link WasmBoot}). */
+  start(): void {
     if (!this.wanted || this.closed || this.core) return;
     const o = this.options;
     const n = (v: number | undefined): number => (v === undefined ? NAN : v);
@@ -299,7 +368,7 @@ class Client implements HublinkClient {
         break;
       case "message": {
         const [data, timestamp] = v as [unknown, unknown];
-        return this.deliver({ type: "message", topic: a!, kind: b ?? null, seq: orNull(x), epoch: c ?? null, data, timestamp });
+        return this.deliver({ type: "message", topic: a!, kind: b ?? null, seq: orNull(x), epoch: c ?? null, data, timestamp }, now());
       }
       case "subscribed":
         e = { type: "subscribed", topic: a!, recovery: b as "fresh" | "recovered" | "lost" };
@@ -331,8 +400,12 @@ class Client implements HublinkClient {
     this.emit(e);
   }
 
-  private emit(event: ClientEvent): void {
+  /** An event to the listeners (from the core, or a state change from {@link WasmBoot}). */
+  emit(event: ClientEvent): void {
     if (event.type === "state") {
+      // Retries of the wasm load were "reconnecting"; the core starts from "disconnected".
+      if (this.status.state === "reconnecting" && event.from === "disconnected") event.from = "reconnecting";
+      if (event.from === "connected" && event.to !== "connected") this.losses++;
       this.status = { state: event.to, attempt: event.attempt, reason: event.reason, retryInMs: event.retryInMs };
     }
     for (const key of [event.type, "*"]) {
@@ -342,8 +415,11 @@ class Client implements HublinkClient {
   }
 
   /** A message, once and in order: to its topic's handlers, then to `on("message")` listeners. */
-  private deliver(m: TopicMessage): void {
-    this.last.set(m.topic, m);
+  private deliver(m: TopicMessage, t: number): void {
+    // The topic's record is reused: no allocation per message.
+    const r = this.last.get(m.topic);
+    if (r) (r.message = m), (r.at = t), (r.losses = this.losses);
+    else this.last.set(m.topic, { message: m, at: t, losses: this.losses });
     const handlers = this.topics.get(m.topic);
     // Handler sets are replaced, never mutated, by subscribe and
     // unsubscribe: no copy and no closure per message.
@@ -358,13 +434,46 @@ class Client implements HublinkClient {
     if (this.listeners.size) this.emit(m);
   }
 
+  /**
+   * The core's "open": the URL resolved now (against the page, if relative)
+   * with the token of this attempt. A failure fails the attempt; the core backs off.
+   */
   private open(protocol?: string): void {
+    const id = ++this.attempt;
+    const { tokenProvider, token } = this.options;
+    if (!tokenProvider) return this.dial(protocol, token);
+    const refused = (e: unknown) => this.fail(`tokenProvider failed: ${errorText(e)}`);
+    let answer: string | Promise<string>;
+    try {
+      answer = tokenProvider();
+    } catch (e) {
+      return refused(e);
+    }
+    if (typeof answer === "string") return this.dial(protocol, answer);
+    const core = this.core;
+    const later = (f: () => void) => {
+      // Still this attempt of this core (not closed, timed out or superseded meanwhile).
+      if (this.core !== core || this.attempt !== id) return;
+      f();
+      this.drive();
+    };
+    Promise.resolve(answer).then(
+      (t) => later(() => this.dial(protocol, t)),
+      (e: unknown) => later(() => refused(e)),
+    );
+  }
+
+  private fail(error: unknown): void {
+    this.core!.failed(now(), errorText(error));
+  }
+
+  private dial(protocol: string | undefined, token: string | undefined): void {
     let ws: WebSocket;
     try {
-      ws = protocol ? new WebSocket(this.url, protocol) : new WebSocket(this.url);
+      const url = resolveUrl(this.url, token);
+      ws = protocol ? new WebSocket(url, protocol) : new WebSocket(url);
     } catch (e) {
-      this.core!.failed(now(), e instanceof Error ? e.message : String(e));
-      return;
+      return this.fail(e);
     }
     ws.binaryType = "arraybuffer";
     ws.onopen = () => {
@@ -390,6 +499,7 @@ class Client implements HublinkClient {
   /** Forgets the current socket: nothing more from it reaches the core. */
   private detach(): WebSocket | null {
     const ws = this.ws;
+    this.attempt++;
     if (ws) ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
     this.ws = null;
     return ws;
@@ -480,7 +590,7 @@ class Client implements HublinkClient {
       const msg = m as unknown as TopicMessage;
       msg.kind = null;
       if (seq === undefined) msg.seq = msg.epoch = null;
-      this.deliver(msg);
+      this.deliver(msg, t);
     }
   }
 
@@ -529,7 +639,19 @@ class Client implements HublinkClient {
   }
 
   latest<T = unknown>(topic: string): TopicMessage<T> | undefined {
-    return this.last.get(topic) as TopicMessage<T> | undefined;
+    return this.last.get(topic)?.message as TopicMessage<T> | undefined;
+  }
+
+  latestEntry<T = unknown>(topic: string): LatestEntry<T> {
+    const r = this.last.get(topic);
+    if (!r) return NO_ENTRY as LatestEntry<T>;
+    const stale = r.losses !== this.losses;
+    const e = r.entry;
+    if (e?.message !== r.message || e.stale !== stale) {
+      // `at` is the frame's performance.now(), as epoch ms.
+      r.entry = { data: r.message.data, message: r.message, receivedAt: Math.round(performance.timeOrigin + r.at), stale };
+    }
+    return r.entry as LatestEntry<T>;
   }
 
   private call(op: (core: Core) => void): void {
@@ -560,12 +682,15 @@ class Client implements HublinkClient {
     this.wanted = true;
     if (this.core) {
       this.core.connect(now());
-      this.drive();
-    } else void this.ready.then(() => this.start());
+      return this.drive();
+    }
+    // Honest at once: an attempt is under way (its state event follows when the core starts).
+    if (this.status.state === "disconnected") this.status = { ...DISCONNECTED, state: "connecting", reason: { name: "requested" } };
+    this.boot.start();
   }
 
   reconnectNow(): void {
-    if (!this.core) return;
+    if (!this.core) return this.boot.retryNow();
     this.core.reconnectNow(now());
     this.drive();
   }
@@ -573,12 +698,88 @@ class Client implements HublinkClient {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.boot.stop();
+    if (!this.core && this.status.state !== "disconnected") {
+      this.emit({ type: "state", from: this.status.state, to: "disconnected", reason: { name: "closed_by_user" }, attempt: 0, retryInMs: null });
+    }
     if (this.core) {
       this.core.close(now());
       // From a handler, the outer drive loop drains what close queued and releases.
       if (!this.driving) this.drive();
     }
     this.pending.length = 0;
+  }
+}
+
+/**
+ * Loads the wasm module for one client, and retries a failed load as the core
+ * would retry a connection: after the backoff delay, at once on `online` or
+ * `reconnectNow()`, reporting `reconnecting` with `connect_failed` meanwhile.
+ * Nothing rejects unhandled; nothing starts before {@link start}.
+ */
+class WasmBoot {
+  readonly loaded: Promise<void>;
+  private resolve!: () => void;
+  private loading = false;
+  private stopped = false;
+  private failures = 0;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private readonly onOnline = () => this.retryNow();
+
+  constructor(private readonly client: Client, private readonly options: ClientOptions) {
+    this.loaded = new Promise((resolve) => (this.resolve = resolve));
+  }
+
+  /** Loads (once at a time); the client starts when the module is there. */
+  start(): void {
+    if (this.loading || this.stopped || this.timer !== undefined) return;
+    this.loading = true;
+    load(this.options.wasmUrl).then(
+      () => {
+        this.loading = false;
+        this.resolve();
+        this.client.start();
+      },
+      (error: unknown) => {
+        this.loading = false;
+        this.failed(error);
+      },
+    );
+  }
+
+  private failed(error: unknown): void {
+    if (this.stopped) return;
+    this.failures++;
+    const from = this.client.status.state;
+    const max = this.options.maxAttempts;
+    if (max !== undefined && this.failures >= max) {
+      this.stopped = true;
+      this.client.emit({ type: "state", from, to: "disconnected", reason: { name: "gave_up", attempts: this.failures }, attempt: this.failures, retryInMs: null });
+      return;
+    }
+    const delay = backoffDelay(this.options, this.failures - 1);
+    this.timer = setTimeout(() => this.retryNow(), delay);
+    globalEvents.addEventListener?.("online", this.onOnline);
+    const reason: Reason = { name: "connect_failed", message: `the wasm module did not load: ${errorText(error)}` };
+    this.client.emit({ type: "state", from, to: "reconnecting", reason, attempt: this.failures, retryInMs: delay });
+  }
+
+  /** Skips the wait of a pending retry. */
+  retryNow(): void {
+    if (this.timer === undefined) return;
+    this.clear();
+    this.start();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.clear();
+  }
+
+  private clear(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    globalEvents.removeEventListener?.("online", this.onOnline);
   }
 }
 

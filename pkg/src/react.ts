@@ -5,6 +5,11 @@
  * - StrictMode-safe: the client is created without connecting and connects in
  *   an effect; unmounting defers `close()` by a task, so StrictMode's immediate
  *   remount cancels it and exactly one WebSocket is opened.
+ * - Server rendering: creating a client touches no global, URL, fetch or wasm;
+ *   on the server (and in the first render) the hooks say `connecting`.
+ * - A change of `url` or `options` moves to a new client: the old one is
+ *   closed before the new one connects. `options.tokenProvider` is read when
+ *   called, so a new function each render does not reconnect.
  * - No message is lost to render batching: {@link useTopic} handlers are called
  *   from the socket's callback directly, once per message, not through state.
  *
@@ -17,12 +22,20 @@ import {
   useContext,
   useEffect,
   useRef,
+  useState,
   useSyncExternalStore,
   type ReactNode,
 } from "react";
-import { createClient, type ClientOptions, type ConnectionStatus, type HublinkClient, type TopicHandler } from "./index.js";
+import {
+  createClient,
+  type ClientOptions,
+  type ConnectionStatus,
+  type HublinkClient,
+  type LatestEntry,
+  type TopicHandler,
+} from "./index.js";
 
-export type { ConnectionStatus, HublinkClient } from "./index.js";
+export type { ConnectionStatus, HublinkClient, LatestEntry } from "./index.js";
 
 const Context = createContext<HublinkClient | null>(null);
 
@@ -32,25 +45,56 @@ export type HublinkProviderProps = { children?: ReactNode } & (
   | { client: HublinkClient; url?: undefined; options?: undefined }
 );
 
-/** Owns one connection and shares it with every hook below. */
+/** Identifies a configuration: functions count by presence, not identity (they are called through a ref). */
+function configKey(url: string, options: ClientOptions | undefined): string {
+  return JSON.stringify([url, options ?? {}], (_, v: unknown) => (typeof v === "function" ? "function" : v));
+}
+
+interface Owned {
+  client: HublinkClient;
+  key: string;
+}
+
+/** Owns one connection (or shares `client`) with every hook below. */
 export function HublinkProvider(props: HublinkProviderProps): ReactNode {
-  const holder = useRef<{ client: HublinkClient; closing?: ReturnType<typeof setTimeout> } | null>(null);
-  if (holder.current === null) {
-    // Creating a client opens nothing: a render React discards leaks no socket.
-    const client = props.client ?? createClient(props.url, { ...props.options, autoConnect: false });
-    holder.current = { client };
-  }
   const owned = props.client === undefined;
+  const key = owned ? configKey(props.url!, props.options) : "";
+  const latestOptions = useRef(props.options);
+  latestOptions.current = props.options;
+  const make = (): Owned => {
+    const options = props.options ?? {};
+    const provider = options.tokenProvider && (() => (latestOptions.current?.tokenProvider ?? options.tokenProvider!)());
+    // Creating a client opens nothing and reads no global: a render React
+    // discards, or a render on the server, leaks nothing.
+    const client = createClient(props.url!, { ...options, tokenProvider: provider, autoConnect: false });
+    return { client, key };
+  };
+  const [own, setOwn] = useState<Owned | null>(() => (owned ? make() : null));
+  const closing = useRef<{ client: HublinkClient; timer: ReturnType<typeof setTimeout> } | null>(null);
   useEffect(() => {
-    const h = holder.current!;
-    if (h.closing !== undefined) clearTimeout(h.closing);
-    h.closing = undefined;
-    h.client.connect();
+    let client = props.client;
+    if (!client) {
+      let o = own;
+      if (!o || o.key !== key) setOwn((o = make()));
+      client = o.client;
+    }
+    // StrictMode's remount takes back its own close; a new configuration
+    // closes the old client before the new one connects: one socket at a time.
+    const pending = closing.current;
+    closing.current = null;
+    if (pending) {
+      clearTimeout(pending.timer);
+      if (pending.client !== client) pending.client.close();
+    }
+    client.connect();
+    const c = client;
     return () => {
-      if (owned) h.closing = setTimeout(() => h.client.close(), 0);
+      if (owned) closing.current = { client: c, timer: setTimeout(() => c.close(), 0) };
     };
-  }, [owned]);
-  return createElement(Context.Provider, { value: holder.current.client }, props.children);
+    // `own` is read, not followed: the effect replaces it when `key` changes.
+  }, [owned, key, props.client]);
+  const client = props.client ?? own?.client ?? null;
+  return createElement(Context.Provider, { value: client }, props.children);
 }
 
 /** The provider's client. */
@@ -60,13 +104,24 @@ export function useHublink(): HublinkClient {
   return client;
 }
 
-/** The connection's state, attempt and reason; re-renders on every change. */
+/** What the hooks say on the server, and before the provider's effect connects. */
+const CONNECTING: ConnectionStatus = Object.freeze({ state: "connecting", attempt: 0, reason: null, retryInMs: null });
+const connecting = () => CONNECTING;
+
+/**
+ * The connection's state, attempt and reason; re-renders on every change.
+ * `connecting` on the server and until the provider's effect has connected:
+ * below a provider, a client that never started is about to.
+ */
 export function useConnectionState(): ConnectionStatus {
   const client = useHublink();
   // Stable functions: a new `subscribe` each render would make React resubscribe.
   const subscribe = useCallback((onChange: () => void) => client.on("state", onChange), [client]);
-  const get = useCallback(() => client.status, [client]);
-  return useSyncExternalStore(subscribe, get, get);
+  const get = useCallback(() => {
+    const s = client.status;
+    return s.state === "disconnected" && s.reason === null ? CONNECTING : s;
+  }, [client]);
+  return useSyncExternalStore(subscribe, get, connecting);
 }
 
 /**
@@ -87,4 +142,29 @@ export function useLatest<T = unknown>(topic: string): T | undefined {
   const subscribe = useCallback((onChange: () => void) => client.subscribe(topic, onChange), [client, topic]);
   const get = useCallback(() => client.latest<T>(topic)?.data, [client, topic]);
   return useSyncExternalStore(subscribe, get, () => undefined);
+}
+
+const NO_ENTRY: LatestEntry = Object.freeze({ data: undefined, message: undefined, receivedAt: null, stale: false });
+
+/**
+ * The last message on `topic` as `{ data, receivedAt, stale }`: `stale` is
+ * true while the value predates a lost connection (it turns false again with
+ * the next message), `receivedAt` is when it arrived (`Date.now()`).
+ * Re-renders on every message and whenever `stale` changes.
+ */
+export function useLatestEntry<T = unknown>(topic: string): LatestEntry<T> {
+  const client = useHublink();
+  const subscribe = useCallback(
+    (onChange: () => void) => {
+      const offTopic = client.subscribe(topic, onChange);
+      const offState = client.on("state", onChange);
+      return () => {
+        offTopic();
+        offState();
+      };
+    },
+    [client, topic],
+  );
+  const get = useCallback(() => client.latestEntry<T>(topic), [client, topic]);
+  return useSyncExternalStore(subscribe, get, () => NO_ENTRY as LatestEntry<T>);
 }
