@@ -3,15 +3,17 @@
 //!
 //! The `match`es below are exhaustive over the core's enums, so a new state,
 //! reason or event in hublink-core stops this crate from compiling until it is
-//! mapped here and typed in [`TS_TYPES`]; `pkg/test/types.test.mjs` checks the
-//! names listed by [`state_names`] and [`reason_names`] against the TS unions.
+//! mapped here and typed in [`TS_TYPES`]; `tests/tests/ts_names.rs` checks
+//! the names hublink-core spells against the lists in pkg/src/index.ts, which
+//! `tsc` proves equal to the unions below.
 
+use crate::js;
 use crate::json::Js;
 use crate::Outputs;
 use alloc::string::String;
+use alloc::vec::Vec;
 use hublink_core::json::concat;
-use hublink_core::{DecodeError, Event, Reason, Recovery, State, UnsentReason};
-use js_sys::Array;
+use hublink_core::{DecodeError, Event, Reason, Recovery, UnsentReason};
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -205,7 +207,7 @@ pub(crate) fn emit(o: &Outputs, event: Event<Js>) {
                 num(seq),
                 nan,
                 nan,
-                &Array::of2(&m.data.0, &ts),
+                &js::pair(&m.data.0, &ts),
             )
         }
         Event::Subscribed { topic, recovery } => {
@@ -260,8 +262,18 @@ pub(crate) fn emit(o: &Outputs, event: Event<Js>) {
             none,
         ),
         Event::Topics(topics) => {
-            let list: Array = topics.iter().map(|t| JsValue::from_str(t)).collect();
-            o.out("topics", None, None, None, None, nan, nan, nan, &list)
+            let list: Vec<JsValue> = topics.iter().map(|t| JsValue::from_str(t)).collect();
+            o.out(
+                "topics",
+                None,
+                None,
+                None,
+                None,
+                nan,
+                nan,
+                nan,
+                &list.into(),
+            )
         }
         Event::ServerError(e) => o.out(
             "server_error",
@@ -307,47 +319,4 @@ pub(crate) fn emit(o: &Outputs, event: Event<Js>) {
         }
         Event::Unknown(v) => o.out("unknown", None, None, None, None, nan, nan, nan, &v.0),
     }
-}
-
-/// Every state name of hublink-core, for the check of the TypeScript union.
-#[wasm_bindgen(js_name = stateNames, unchecked_return_type = "StateName[]")]
-pub fn state_names() -> Array {
-    [
-        State::Connecting,
-        State::Connected,
-        State::Reconnecting,
-        State::Disconnected,
-    ]
-    .into_iter()
-    .map(|s| JsValue::from_str(s.name()))
-    .collect()
-}
-
-/// Every reason name of hublink-core, for the check of the TypeScript union.
-#[wasm_bindgen(js_name = reasonNames, unchecked_return_type = "ReasonName[]")]
-pub fn reason_names() -> Array {
-    let s = String::new;
-    [
-        Reason::Requested,
-        Reason::Opened,
-        Reason::Closed {
-            code: 0,
-            reason: s(),
-        },
-        Reason::ConnectFailed { error: s() },
-        Reason::HeartbeatTimeout { silent_ms: 0 },
-        Reason::ServerReconnect {
-            reason: s(),
-            retry_after_ms: 0,
-        },
-        Reason::AuthRejected { code: 0 },
-        Reason::Forbidden { code: 0 },
-        Reason::UpgradeRefused { status: 0 },
-        Reason::GaveUp { attempts: 0 },
-        Reason::ClosedByUser,
-        Reason::Offline,
-    ]
-    .into_iter()
-    .map(|r| JsValue::from_str(r.name()))
-    .collect()
 }

@@ -29,6 +29,7 @@
 extern crate alloc;
 
 mod events;
+mod js;
 pub mod json;
 
 /// The release build's panic handler: a trap (see the `abort-on-panic` feature).
@@ -40,14 +41,12 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
 
 use alloc::string::String;
 use core::cell::{Cell, RefCell};
+use hublink_core::json::concat;
 use hublink_core::{
     Admit, CloseInfo, Config, Connection, DialectKind, Error, Header, Transmit, SUBPROTOCOL,
 };
-use js_sys::Reflect;
 use json::{to_u64, Js};
 use wasm_bindgen::prelude::*;
-
-pub use events::{reason_names, state_names};
 
 // The browser is single-threaded (this crate builds no threads), which is what
 // `AssumeSingleThreaded` requires.
@@ -92,47 +91,45 @@ pub mod admit {
     pub const DRAIN: u32 = 4;
 }
 
-/// A JS `Error` carrying a machine-readable `code`.
-fn js_error(code: &str, message: &str) -> JsValue {
-    let error = js_sys::Error::new(message);
-    let _ = Reflect::set(&error, &"code".into(), &code.into());
-    error.into()
+/// The codes a refused call returns (0: done), in the order of `ERROR_CODES`
+/// in pkg/src/index.ts, which turns them into `HublinkError`s; the message is
+/// [`Core::error`].
+pub mod refused {
+    /// The offline queue is full.
+    pub const QUEUE_FULL: u32 = 1;
+    /// The dialect cannot do that.
+    pub const UNSUPPORTED: u32 = 2;
+    /// The topic name is not valid.
+    pub const INVALID_TOPIC: u32 = 3;
+    /// The connection was closed by the application.
+    pub const CLOSED: u32 = 4;
+    /// Anything else the core refused.
+    pub const OTHER: u32 = 5;
 }
 
-use hublink_core::json::concat;
-
-/// The core's error as a JS `Error` with a `code`. The messages are written
-/// here rather than with the core's `Display`, which quotes with `{:?}` and
-/// would pull Rust's `Debug` and Unicode tables into the module.
-fn core_error(error: Error) -> JsValue {
-    let (code, message) = match &error {
+/// The core's error as a [`refused`] code and a message. The messages are
+/// written here rather than with the core's `Display`, which quotes with
+/// `{:?}` and would pull Rust's `Debug` and Unicode tables into the module.
+fn refusal(error: Error) -> (u32, String) {
+    match &error {
         Error::QueueFull { .. } => (
-            "queue_full",
+            refused::QUEUE_FULL,
             "outbound queue is full; the frame was not queued".into(),
         ),
         Error::Unsupported { dialect, operation } => (
-            "unsupported",
+            refused::UNSUPPORTED,
             concat(&["the ", dialect, " dialect cannot ", operation]),
         ),
         Error::InvalidTopic { topic, problem } => (
-            "invalid_topic",
+            refused::INVALID_TOPIC,
             concat(&["invalid topic \"", topic, "\": ", problem]),
         ),
         Error::Closed => (
-            "closed",
+            refused::CLOSED,
             "the connection was closed by the application; call connect() first".into(),
         ),
-        Error::UnknownDialect(name) => (
-            "unknown_dialect",
-            concat(&[
-                "unknown dialect \"",
-                name,
-                "\": expected one of hublink, machines, devices, topics, actions, power",
-            ]),
-        ),
-        _ => ("error", "the call was refused".into()),
-    };
-    js_error(code, &message)
+        _ => (refused::OTHER, "the call was refused".into()),
+    }
 }
 
 /// The browser's close codes for `WebSocket.close()`: 1000 or 3000..=4999.
@@ -164,18 +161,41 @@ pub struct Core {
     armed: Cell<Option<u64>>,
     /// `type`, `topic` and `epoch` of the last `header` call.
     last_header: RefCell<[Option<String>; 3]>,
+    /// The message of the last refused call.
+    error: RefCell<String>,
+}
+
+/// The dialect named `name`: every built-in one in the `dialects` build.
+#[cfg(feature = "dialects")]
+fn build_dialect(name: &str) -> alloc::boxed::Box<dyn hublink_core::Dialect<Js> + Send> {
+    match name.parse::<DialectKind>() {
+        Ok(kind) => kind.build(),
+        Err(_) => panic!("an unknown dialect name (the TS layer checks them)"),
+    }
+}
+
+/// The canonical dialect only: the seed dialects are in the `dialects` build,
+/// which the TS layer loads for them (-2.6 KB gzipped for every other page).
+#[cfg(not(feature = "dialects"))]
+fn build_dialect(name: &str) -> alloc::boxed::Box<dyn hublink_core::Dialect<Js> + Send> {
+    assert!(
+        name == DialectKind::Hublink.name(),
+        "a seed dialect in the hublink-only build"
+    );
+    alloc::boxed::Box::new(hublink_core::dialect::Hublink)
 }
 
 #[wasm_bindgen]
 impl Core {
-    /// A disconnected connection speaking `dialect` (default `"hublink"`);
-    /// outputs go to `outputs.out`. Numeric options are `NaN` when unset;
-    /// `seed` is the jitter seed. Throws an `Error` with
-    /// `code: "unknown_dialect"`.
+    /// A disconnected connection speaking `dialect` (its name, as in
+    /// `DialectName`); outputs go to `outputs.out`. Numeric options are `NaN`
+    /// when unset; `seed` is the jitter seed. The TS layer checks the name:
+    /// one this module does not hold (the seed dialects are in the
+    /// `dialects` build) traps.
     #[wasm_bindgen(constructor)]
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        dialect: Option<String>,
+        dialect: &str,
         outputs: Outputs,
         seed: f64,
         backoff_initial_ms: f64,
@@ -185,11 +205,7 @@ impl Core {
         connect_timeout_ms: f64,
         queue_max_frames: f64,
         queue_ttl_ms: f64,
-    ) -> Result<Core, JsValue> {
-        let dialect = match dialect {
-            Some(name) => name.parse::<DialectKind>().map_err(core_error)?,
-            None => DialectKind::Hublink,
-        };
+    ) -> Core {
         let mut config = Config::default();
         if let Some(v) = opt(backoff_initial_ms) {
             config.backoff.initial_ms = v;
@@ -209,24 +225,32 @@ impl Core {
             config.queue.ttl_ms = v;
         }
         config.seed = opt(seed).unwrap_or(0x5eed);
-        Ok(Core {
-            conn: RefCell::new(Connection::new(config, dialect.build())),
+        let hublink = dialect == DialectKind::Hublink.name();
+        Core {
+            conn: RefCell::new(Connection::new(config, build_dialect(dialect))),
             outputs,
-            subprotocol: dialect == DialectKind::Hublink,
+            subprotocol: hublink,
             armed: Cell::new(None),
             last_header: RefCell::new([None, None, None]),
-        })
+            error: RefCell::new(String::new()),
+        }
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Connection<Js>) -> R) -> R {
         f(&mut self.conn.borrow_mut())
     }
 
-    fn call(
-        &self,
-        f: impl FnOnce(&mut Connection<Js>) -> hublink_core::Result<()>,
-    ) -> Result<(), JsValue> {
-        self.with(f).map_err(core_error)
+    /// Runs a fallible input: 0, or the [`refused`] code with its message
+    /// kept for [`Core::error`].
+    fn call(&self, f: impl FnOnce(&mut Connection<Js>) -> hublink_core::Result<()>) -> u32 {
+        match self.with(f) {
+            Ok(()) => 0,
+            Err(e) => {
+                let (code, message) = refusal(e);
+                *self.error.borrow_mut() = message;
+                code
+            }
+        }
     }
 
     /// Hands every queued transmit and event to `outputs.out`, in order, and
@@ -409,8 +433,8 @@ impl Core {
     }
 
     /// Subscribes to `topic` (now if connected, else on the next connection).
-    /// Throws an `Error` with `code: "invalid_topic"`.
-    pub fn subscribe(&self, now: f64, topic: &str) -> Result<(), JsValue> {
+    /// Returns a [`refused`] code (`INVALID_TOPIC`), 0 when done.
+    pub fn subscribe(&self, now: f64, topic: &str) -> u32 {
         self.call(|c| c.subscribe(ms(now), topic))
     }
 
@@ -419,26 +443,26 @@ impl Core {
         self.with(|c| c.unsubscribe(ms(now), topic))
     }
 
-    /// Publishes a JSON value on `topic`; queued while offline. Throws an
-    /// `Error` with `code` `"unsupported"`, `"queue_full"` or `"closed"`.
-    pub fn publish(&self, now: f64, topic: &str, data: JsValue) -> Result<(), JsValue> {
+    /// Publishes a JSON value on `topic`; queued while offline. Returns a
+    /// [`refused`] code (`UNSUPPORTED`, `QUEUE_FULL`, `CLOSED`), 0 when done.
+    pub fn publish(&self, now: f64, topic: &str, data: JsValue) -> u32 {
         self.call(|c| c.publish(ms(now), topic, &Js(data)))
     }
 
     /// Sends a JSON value as is; queued while offline.
-    pub fn send(&self, now: f64, value: JsValue) -> Result<(), JsValue> {
+    pub fn send(&self, now: f64, value: JsValue) -> u32 {
         self.call(|c| c.send_json(ms(now), &Js(value)))
     }
 
     /// Sends a text frame as is (e.g. the power dialect's `ping`).
     #[wasm_bindgen(js_name = sendText)]
-    pub fn send_text(&self, now: f64, text: String) -> Result<(), JsValue> {
+    pub fn send_text(&self, now: f64, text: String) -> u32 {
         self.call(|c| c.send_frame(ms(now), text))
     }
 
     /// Asks the server for the subscribed topics (a `topics` event answers).
     #[wasm_bindgen(js_name = requestTopics)]
-    pub fn request_topics(&self, now: f64) -> Result<(), JsValue> {
+    pub fn request_topics(&self, now: f64) -> u32 {
         self.call(|c| c.request_topics(ms(now)))
     }
 
@@ -446,6 +470,12 @@ impl Core {
     #[wasm_bindgen(getter, unchecked_return_type = "StateName")]
     pub fn state(&self) -> String {
         self.conn.borrow().state().name().into()
+    }
+
+    /// The message of the last call that returned a [`refused`] code.
+    #[wasm_bindgen(getter)]
+    pub fn error(&self) -> String {
+        self.error.borrow().clone()
     }
 
     /// Frames waiting in the offline queue.

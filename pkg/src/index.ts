@@ -8,7 +8,7 @@
  *
  * @module
  */
-import init, { Core, reasonNames, stateNames } from "../wasm/hublink_wasm.js";
+import init, { Core } from "../wasm/hublink_wasm.js";
 import type {
   ClientEvent,
   ClientEventType,
@@ -34,9 +34,9 @@ export type {
   TopicMessage,
 };
 
-/** Every connection state; checked against hublink-core by the package tests. */
+/** Every connection state; checked against hublink-core by tests/tests/ts_names.rs. */
 export const STATE_NAMES = ["connecting", "connected", "reconnecting", "disconnected"] as const;
-/** Every state-change reason; checked against hublink-core by the package tests. */
+/** Every state-change reason; checked against hublink-core by tests/tests/ts_names.rs. */
 export const REASON_NAMES = [
   "requested",
   "opened",
@@ -52,7 +52,7 @@ export const REASON_NAMES = [
   "offline",
 ] as const;
 
-/** The built-in dialects. */
+/** The built-in dialects (all but "hublink" are in a second wasm module, loaded when used). */
 export const DIALECT_NAMES: readonly DialectName[] = ["hublink", "machines", "devices", "topics", "actions", "power"];
 
 // Compile-time proof that the lists above are exactly the unions generated
@@ -62,11 +62,6 @@ const statesMatch: Same<(typeof STATE_NAMES)[number], StateName> = true;
 const reasonsMatch: Same<(typeof REASON_NAMES)[number], ReasonName> = true;
 void statesMatch;
 void reasonsMatch;
-
-/** The names of the states and reasons as the wasm module (hublink-core) spells them. */
-export function coreNames(): { states: string[]; reasons: string[] } {
-  return { states: stateNames(), reasons: reasonNames() };
-}
 
 /** Options of {@link createClient}. */
 export interface ClientOptions extends RawOptions {
@@ -150,16 +145,43 @@ export interface HublinkClient {
   close(): void;
 }
 
-let loading: Promise<unknown> | undefined;
+/** A `Core` class: the canonical module's, or the dialects module's (the same API). */
+type CoreClass = typeof Core;
+const loading = new Map<boolean, Promise<CoreClass>>();
 
-/** Loads the wasm module (once); `createClient` calls it for you. */
-export function load(wasmUrl?: string | URL): Promise<unknown> {
-  // A failed load is forgotten, so that the next call tries again.
-  loading ??= init(wasmUrl === undefined ? undefined : { module_or_path: wasmUrl }).catch((error: unknown) => {
-    loading = undefined;
-    throw error;
-  });
-  return loading;
+/**
+ * Loads the wasm module (once) and resolves to its `Core`; `createClient`
+ * calls it for you. A seed `dialect` loads the second module, which holds
+ * them (a chunk of its own: pages that speak hublink never fetch it).
+ */
+export function load(wasmUrl?: string | URL, dialect?: DialectName): Promise<CoreClass> {
+  const seed = dialect !== undefined && dialect !== "hublink";
+  let p = loading.get(seed);
+  if (!p) {
+    const m = seed ? import("../wasm-dialects/hublink_wasm.js") : Promise.resolve({ default: init, Core });
+    p = m.then(async (m) => {
+      await m.default(wasmUrl === undefined ? undefined : { module_or_path: wasmUrl });
+      return m.Core as CoreClass;
+    });
+    // A failed load is forgotten, so that the next call tries again.
+    p.catch(() => loading.delete(seed));
+    loading.set(seed, p);
+  }
+  return p;
+}
+
+/** `HublinkError` codes by the number a refused `Core` call returns (hublink-wasm `refused`). */
+const ERROR_CODES = ["error", "queue_full", "unsupported", "invalid_topic", "closed", "error"] as const;
+
+function hublinkError(code: HublinkError["code"], message: string): HublinkError {
+  const e = new Error(message) as HublinkError;
+  e.code = code;
+  return e;
+}
+
+/** Throws the `HublinkError` for a refused `Core` call's code (0: done). */
+function check(core: Core, code: number): void {
+  if (code) throw hublinkError(ERROR_CODES[code] ?? "error", core.error);
 }
 
 function report(error: unknown): void {
@@ -270,15 +292,15 @@ class Client implements HublinkClient {
   }
 
   /** Creates the core once the module is loaded (called by {@link WasmBoot}). */
-  start(): void {
+  start(CoreClass: CoreClass): void {
     if (!this.wanted || this.closed || this.core) return;
     const o = this.options;
     const n = (v: number | undefined): number => (v === undefined ? NAN : v);
-    const core = new Core(o.dialect, this, o.seed ?? seed(), n(o.backoffInitialMs), n(o.backoffMaxMs),
+    const core = new CoreClass(o.dialect ?? "hublink", this, o.seed ?? seed(), n(o.backoffInitialMs), n(o.backoffMaxMs),
       n(o.maxAttempts), n(o.heartbeatTimeoutMs), n(o.connectTimeoutMs), n(o.queueMaxFrames), n(o.queueTtlMs));
     this.core = core;
     this.listen(true);
-    for (const topic of this.topics.keys()) this.guard(() => core.subscribe(now(), topic));
+    for (const topic of this.topics.keys()) this.guard(() => check(core, core.subscribe(now(), topic)));
     core.connect(now());
     for (const op of this.pending.splice(0)) this.guard(() => op(core));
     this.drive();
@@ -619,9 +641,13 @@ class Client implements HublinkClient {
   subscribe<T = unknown>(topic: string, handler: TopicHandler<T>): () => void {
     const h = handler as TopicHandler<unknown>;
     const set = this.topics.get(topic);
-    if (!set && this.core) {
-      this.core.subscribe(now(), topic);
-      this.drive();
+    const core = this.core;
+    if (!set && core) {
+      try {
+        check(core, core.subscribe(now(), topic));
+      } finally {
+        this.drive();
+      }
     }
     this.topics.set(topic, new Set(set).add(h));
     return () => {
@@ -654,16 +680,14 @@ class Client implements HublinkClient {
     return r.entry as LatestEntry<T>;
   }
 
-  private call(op: (core: Core) => void): void {
-    if (this.closed) {
-      const e = new Error("the client was closed") as HublinkError;
-      e.code = "closed";
-      throw e;
-    }
+  /** A fallible call into the core (returning its refusal code), queued until the core is there. */
+  private call(op: (core: Core) => number): void {
+    if (this.closed) throw hublinkError("closed", "the client was closed");
+    const run = (core: Core) => check(core, op(core));
     const core = this.core;
-    if (!core) return void this.pending.push(op);
+    if (!core) return void this.pending.push(run);
     try {
-      op(core);
+      run(core);
     } finally {
       this.drive();
     }
@@ -734,11 +758,11 @@ class WasmBoot {
   start(): void {
     if (this.loading || this.stopped || this.timer !== undefined) return;
     this.loading = true;
-    load(this.options.wasmUrl).then(
-      () => {
+    load(this.options.wasmUrl, this.options.dialect).then(
+      (CoreClass) => {
         this.loading = false;
         this.resolve();
-        this.client.start();
+        this.client.start(CoreClass);
       },
       (error: unknown) => {
         this.loading = false;
@@ -789,11 +813,7 @@ class WasmBoot {
  */
 export function createClient(url: string, options: ClientOptions = {}): HublinkClient {
   if (options.dialect !== undefined && !DIALECT_NAMES.includes(options.dialect)) {
-    const e = new Error(
-      `unknown dialect "${options.dialect}": expected one of ${DIALECT_NAMES.join(", ")}`,
-    ) as HublinkError;
-    e.code = "unknown_dialect";
-    throw e;
+    throw hublinkError("unknown_dialect", `unknown dialect "${options.dialect}": expected one of ${DIALECT_NAMES.join(", ")}`);
   }
   const client = new Client(url, options);
   if (options.autoConnect !== false) client.connect();
