@@ -23,7 +23,7 @@ export async function pageJs(source, resolveDir) {
       splitting: true,
       format: "esm",
       platform: "browser",
-      target: "es2020",
+      target: "es2022",
       external: ["react", "react-dom"],
       outdir,
       write: false,

@@ -28,7 +28,7 @@
 
 extern crate alloc;
 
-mod events;
+pub mod events;
 mod js;
 pub mod json;
 
@@ -62,23 +62,63 @@ extern "C" {
     #[wasm_bindgen(typescript_type = "Outputs")]
     pub type Outputs;
 
-    /// One transmit or event, as positional fields (see `Outputs` in the
-    /// TypeScript types for what each kind puts where). Absent numbers are
-    /// `NaN`, absent strings `undefined`.
+    /// One transmit or event, as positional fields: `kind` is one of
+    /// [`events::output`], which says what each puts where. Absent numbers
+    /// are `NaN`, absent strings `undefined`.
     #[wasm_bindgen(method)]
     #[allow(clippy::too_many_arguments)]
     pub fn out(
         this: &Outputs,
-        kind: &str,
+        kind: u32,
+        w: u32,
         a: Option<&str>,
         b: Option<&str>,
         c: Option<&str>,
-        d: Option<&str>,
         x: f64,
         y: f64,
         z: f64,
         v: &JsValue,
     );
+}
+
+/// The numbers of [`Core::input`]'s inputs (`Input` in pkg/src/index.ts).
+pub mod input {
+    /// [`Core::value`](super::Core::value): `v` the parsed frame.
+    pub const VALUE: u32 = 0;
+    /// [`Core::unparsed`](super::Core::unparsed): `a` the text, `b` the parser's message.
+    pub const UNPARSED: u32 = 1;
+    /// [`Core::fits`](super::Core::fits): `n` the length.
+    pub const FITS: u32 = 2;
+    /// [`Core::binary`](super::Core::binary): `n` the length.
+    pub const BINARY: u32 = 3;
+    /// [`Core::opened`](super::Core::opened).
+    pub const OPENED: u32 = 4;
+    /// [`Core::closed`](super::Core::closed): `n` the code, `a` the reason.
+    pub const CLOSED: u32 = 5;
+    /// [`Core::failed`](super::Core::failed): `a` the error.
+    pub const FAILED: u32 = 6;
+    /// [`Core::tick`](super::Core::tick).
+    pub const TICK: u32 = 7;
+    /// [`Core::connect`](super::Core::connect).
+    pub const CONNECT: u32 = 8;
+    /// [`Core::close`](super::Core::close).
+    pub const CLOSE: u32 = 9;
+    /// [`Core::reconnect_now`](super::Core::reconnect_now).
+    pub const RECONNECT_NOW: u32 = 10;
+    /// [`Core::network_offline`](super::Core::network_offline).
+    pub const NETWORK_OFFLINE: u32 = 11;
+    /// [`Core::subscribe`](super::Core::subscribe): `a` the topic.
+    pub const SUBSCRIBE: u32 = 12;
+    /// [`Core::unsubscribe`](super::Core::unsubscribe): `a` the topic.
+    pub const UNSUBSCRIBE: u32 = 13;
+    /// [`Core::publish`](super::Core::publish): `a` the topic, `v` the data.
+    pub const PUBLISH: u32 = 14;
+    /// [`Core::send`](super::Core::send): `v` the value.
+    pub const SEND: u32 = 15;
+    /// [`Core::send_text`](super::Core::send_text): `a` the text.
+    pub const SEND_TEXT: u32 = 16;
+    /// [`Core::request_topics`](super::Core::request_topics).
+    pub const REQUEST_TOPICS: u32 = 17;
 }
 
 /// The bits [`Core::header`] answers with.
@@ -93,7 +133,7 @@ pub mod admit {
 
 /// The codes a refused call returns (0: done), in the order of `ERROR_CODES`
 /// in pkg/src/index.ts, which turns them into `HublinkError`s; the message is
-/// [`Core::error`].
+/// a `REFUSED` output, just before the call returns.
 pub mod refused {
     /// The offline queue is full.
     pub const QUEUE_FULL: u32 = 1;
@@ -161,8 +201,6 @@ pub struct Core {
     armed: Cell<Option<u64>>,
     /// `type`, `topic` and `epoch` of the last `header` call.
     last_header: RefCell<[Option<String>; 3]>,
-    /// The message of the last refused call.
-    error: RefCell<String>,
 }
 
 /// The dialect named `name`: every built-in one in the `dialects` build.
@@ -232,7 +270,6 @@ impl Core {
             subprotocol: hublink,
             armed: Cell::new(None),
             last_header: RefCell::new([None, None, None]),
-            error: RefCell::new(String::new()),
         }
     }
 
@@ -240,14 +277,18 @@ impl Core {
         f(&mut self.conn.borrow_mut())
     }
 
-    /// Runs a fallible input: 0, or the [`refused`] code with its message
-    /// kept for [`Core::error`].
+    /// Runs a fallible input: 0, or the [`refused`] code, whose message goes
+    /// to `outputs.out` as a `REFUSED` output first.
     fn call(&self, f: impl FnOnce(&mut Connection<Js>) -> hublink_core::Result<()>) -> u32 {
         match self.with(f) {
             Ok(()) => 0,
             Err(e) => {
                 let (code, message) = refusal(e);
-                *self.error.borrow_mut() = message;
+                let nan = f64::NAN;
+                let refused = events::output::REFUSED;
+                let none = &JsValue::UNDEFINED;
+                self.outputs
+                    .out(refused, 0, Some(&message), None, None, nan, nan, nan, none);
                 code
             }
         }
@@ -276,30 +317,19 @@ impl Core {
     }
 
     fn transmit(&self, t: Transmit) {
+        use events::output::*;
         let o = &self.outputs;
         let nan = f64::NAN;
         let none = &JsValue::UNDEFINED;
         match t {
             Transmit::Open => {
                 let protocol = self.subprotocol.then_some(SUBPROTOCOL);
-                o.out("open", protocol, None, None, None, nan, nan, nan, none)
+                o.out(OPEN, 0, protocol, None, None, nan, nan, nan, none)
             }
-            Transmit::Send(text) => {
-                o.out("send", Some(&text), None, None, None, nan, nan, nan, none)
-            }
+            Transmit::Send(text) => o.out(SEND, 0, Some(&text), None, None, nan, nan, nan, none),
             Transmit::Close { code, reason } => {
                 let code = browser_close_code(code).into();
-                o.out(
-                    "close",
-                    Some(&reason),
-                    None,
-                    None,
-                    None,
-                    code,
-                    nan,
-                    nan,
-                    none,
-                )
+                o.out(CLOSE, 0, Some(&reason), None, None, code, nan, nan, none)
             }
         }
     }
@@ -363,6 +393,51 @@ impl Core {
         bits | self.drain_bit()
     }
 
+    /// One input other than a frame's header, by its [`input`] number, with
+    /// `now` and the arguments it takes (unused ones: `NaN`, `""`,
+    /// `undefined`). One export for all of them: each export costs the module
+    /// a wrapper and the glue a method, and these are called rarely. Answers
+    /// with what the input returns: a [`refused`] code (0: done), or 1/0 for
+    /// `FITS` and `UNSUBSCRIBE`; 0 for the rest.
+    pub fn input(&self, what: u32, now: f64, n: f64, a: &str, b: &str, v: JsValue) -> u32 {
+        match what {
+            input::VALUE => self.value(now, v),
+            input::UNPARSED => self.unparsed(now, a, b.into()),
+            input::FITS => return self.fits(now, n as u32).into(),
+            input::BINARY => self.binary(now, n as u32),
+            input::OPENED => self.opened(now),
+            input::CLOSED => self.closed(now, n as u16, a.into()),
+            input::FAILED => self.failed(now, a.into()),
+            input::TICK => self.tick(now),
+            input::CONNECT => self.connect(now),
+            input::CLOSE => self.close(now),
+            input::RECONNECT_NOW => self.reconnect_now(now),
+            input::NETWORK_OFFLINE => self.network_offline(now),
+            input::SUBSCRIBE => return self.subscribe(now, a),
+            input::UNSUBSCRIBE => return self.unsubscribe(now, a).into(),
+            input::PUBLISH => return self.publish(now, a, v),
+            input::SEND => return self.send(now, v),
+            input::SEND_TEXT => return self.send_text(now, a.into()),
+            input::REQUEST_TOPICS => return self.request_topics(now),
+            _ => {}
+        }
+        0
+    }
+}
+
+/// The inputs behind [`Core::input`], as Rust methods (what the TS layer
+/// reaches through `input`, and what the wasm tests call).
+impl Core {
+    /// The current state.
+    pub fn state(&self) -> &'static str {
+        self.conn.borrow().state().name()
+    }
+
+    /// Frames waiting in the offline queue.
+    pub fn queued(&self) -> usize {
+        self.conn.borrow().queued()
+    }
+
     /// A parsed frame as a whole value (after `header` answered `DECODE`).
     pub fn value(&self, now: f64, value: JsValue) {
         self.with(|c| c.handle_value(ms(now), Js(value)));
@@ -421,13 +496,11 @@ impl Core {
     }
 
     /// Skips the backoff wait now; on a live connection, probes it with a ping.
-    #[wasm_bindgen(js_name = reconnectNow)]
     pub fn reconnect_now(&self, now: f64) {
         self.with(|c| c.reconnect_now(ms(now)));
     }
 
     /// The network went offline: show `reconnecting` at once.
-    #[wasm_bindgen(js_name = networkOffline)]
     pub fn network_offline(&self, now: f64) {
         self.with(|c| c.network_offline(ms(now)));
     }
@@ -455,32 +528,12 @@ impl Core {
     }
 
     /// Sends a text frame as is (e.g. the power dialect's `ping`).
-    #[wasm_bindgen(js_name = sendText)]
     pub fn send_text(&self, now: f64, text: String) -> u32 {
         self.call(|c| c.send_frame(ms(now), text))
     }
 
     /// Asks the server for the subscribed topics (a `topics` event answers).
-    #[wasm_bindgen(js_name = requestTopics)]
     pub fn request_topics(&self, now: f64) -> u32 {
         self.call(|c| c.request_topics(ms(now)))
-    }
-
-    /// The current state.
-    #[wasm_bindgen(getter, unchecked_return_type = "StateName")]
-    pub fn state(&self) -> String {
-        self.conn.borrow().state().name().into()
-    }
-
-    /// The message of the last call that returned a [`refused`] code.
-    #[wasm_bindgen(getter)]
-    pub fn error(&self) -> String {
-        self.error.borrow().clone()
-    }
-
-    /// Frames waiting in the offline queue.
-    #[wasm_bindgen(getter)]
-    pub fn queued(&self) -> usize {
-        self.conn.borrow().queued()
     }
 }
