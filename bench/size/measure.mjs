@@ -1,6 +1,7 @@
 // What a page downloads, measured the same way for hublink and for the clients
 // it is compared with: a tiny entry that imports the client's main function,
-// bundled by `esbuild --bundle --minify` (ESM, browser), gzip -9; react and
+// bundled by `esbuild --bundle --minify --splitting` (ESM, browser; what the
+// entry imports statically: page.mjs), gzip -9; react and
 // react-dom stay external (the page has them anyway). For hublink the wasm
 // module, which the bundle fetches beside itself, is added (gzip -9).
 //
@@ -8,35 +9,15 @@
 //   OTHERS_DIR: a folder whose node_modules holds the clients of
 //   bench/size/package.json (bench/run installs them); without it, only
 //   hublink is measured.
-import { build } from "../../pkg/node_modules/esbuild/lib/main.js";
 import { mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
-import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { gz, pageJs } from "./page.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const out = process.argv[2];
 const others = process.argv[3];
-
-// gzip(1) itself, as the figures people quote are measured.
-const gz = (bytes) => execFileSync("gzip", ["-9", "-c"], { input: bytes, maxBuffer: 1 << 26 }).length;
-
-/** Bundles `source` (resolving packages from `resolveDir`) and returns its bytes. */
-async function bundle(source, resolveDir) {
-  const r = await build({
-    stdin: { contents: source, resolveDir, loader: "js" },
-    bundle: true,
-    minify: true,
-    format: "esm",
-    platform: "browser",
-    target: "es2020",
-    external: ["react", "react-dom"],
-    write: false,
-    logLevel: "error",
-  });
-  return r.outputFiles[0].contents;
-}
 
 const hublink = [
   ["hublink (createClient)", `import { createClient } from "hublink"; globalThis.c = createClient("/ws");`],
@@ -60,7 +41,7 @@ const wasm = gz(readFileSync(join(root, "pkg/wasm/hublink_wasm_bg.wasm")));
 const rows = [];
 try {
   for (const [name, source] of hublink) {
-    const js = gz(await bundle(source, here));
+    const js = await pageJs(source, here);
     rows.push({ name, version: "this tree", js_gzip: js, wasm_gzip: wasm, total_gzip: js + wasm });
   }
 } finally {
@@ -69,7 +50,7 @@ try {
 if (others) {
   for (const [name, pkgName, source] of competitors) {
     const version = JSON.parse(readFileSync(join(others, "node_modules", pkgName, "package.json"), "utf8")).version;
-    const js = gz(await bundle(source, others));
+    const js = await pageJs(source, others);
     rows.push({ name, version, js_gzip: js, wasm_gzip: 0, total_gzip: js });
   }
 }

@@ -3,15 +3,17 @@
 //!
 //! The `match`es below are exhaustive over the core's enums, so a new state,
 //! reason or event in hublink-core stops this crate from compiling until it is
-//! mapped here and typed in [`TS_TYPES`]; `pkg/test/types.test.mjs` checks the
-//! names listed by [`state_names`] and [`reason_names`] against the TS unions.
+//! mapped here and typed in [`TS_TYPES`]; `tests/tests/ts_names.rs` checks
+//! the names hublink-core spells against the lists in pkg/src/index.ts, which
+//! `tsc` proves equal to the unions below.
 
+use crate::js;
 use crate::json::Js;
 use crate::Outputs;
 use alloc::string::String;
+use alloc::vec::Vec;
 use hublink_core::json::concat;
-use hublink_core::{DecodeError, Event, Reason, Recovery, State, UnsentReason};
-use js_sys::Array;
+use hublink_core::{DecodeError, Event, Reason, Recovery, UnsentReason};
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -73,18 +75,13 @@ export type ClientEvent =
   | { type: "unsent"; frame: string; reason: "expired" | "closed"; waitedMs: number | null }
   | { type: "unknown"; data: unknown };
 /**
- * Receives the core's outputs (`Core.drain`). Per kind, the fields used
- * (absent strings are undefined, absent numbers NaN):
- * open: a subprotocol | send: a text | close: a reason, x code |
- * state: a from, b to, c reason name, d reason message, x attempt, y retryInMs, z the reason's number |
- * welcome: a clientId, x heartbeatIntervalMs | message: a topic, b kind, c epoch, x seq, v [data, timestamp] |
- * subscribed: a topic, b recovery | subscribe_failed: a topic, b error | unsubscribed: a topic |
- * gap: a topic, b last epoch, c next epoch, x last seq, y next seq | topics: v string[] |
- * server_error: a code, b message, x recoverable (0/1), y errorCount | decode_error: a message |
- * unsent: a frame, b reason, x waitedMs | unknown: v data.
+ * Receives the core's outputs (`Core.drain`, and `REFUSED` from a refused
+ * call), as positional fields; `kind` is one of hublink-wasm's
+ * `events::output` numbers, whose docs say what each puts where. Absent
+ * strings are undefined, absent numbers NaN.
  */
 export interface Outputs {
-  out(kind: string, a: string | undefined, b: string | undefined, c: string | undefined, d: string | undefined,
+  out(kind: number, w: number, a: string | undefined, b: string | undefined, c: string | undefined,
     x: number, y: number, z: number, v: unknown): void;
 }
 /** The type names of `ClientEvent`. */
@@ -139,74 +136,108 @@ fn num(n: Option<u64>) -> f64 {
     n.map_or(f64::NAN, |n| n as f64)
 }
 
+/// The numbers of the outputs `Outputs.out` receives (`Output` in
+/// pkg/src/index.ts).
+pub mod output {
+    /// Open a WebSocket: `a` the subprotocol.
+    pub const OPEN: u32 = 0;
+    /// Send `a`.
+    pub const SEND: u32 = 1;
+    /// Close the WebSocket: `x` the code, `a` the reason.
+    pub const CLOSE: u32 = 2;
+    /// The call being made was refused: `a` the message (its code is the call's answer).
+    pub const REFUSED: u32 = 3;
+    /// A state change: `w` = from | to << 4 | reason << 8 (the indexes of
+    /// `STATE_NAMES` and `REASON_NAMES`), `a` the reason's message, `x` the
+    /// attempt, `y` retryInMs, `z` the reason's number.
+    pub const STATE: u32 = 4;
+    /// `a` clientId, `x` heartbeatIntervalMs.
+    pub const WELCOME: u32 = 5;
+    /// `a` topic, `b` kind, `c` epoch, `x` seq, `v` `[data, timestamp]`.
+    pub const MESSAGE: u32 = 6;
+    /// `a` topic, `b` recovery.
+    pub const SUBSCRIBED: u32 = 7;
+    /// `a` topic, `b` error.
+    pub const SUBSCRIBE_FAILED: u32 = 8;
+    /// `a` topic.
+    pub const UNSUBSCRIBED: u32 = 9;
+    /// `a` topic, `b`/`x` the last epoch/seq, `c`/`y` the next.
+    pub const GAP: u32 = 10;
+    /// `v` the topics.
+    pub const TOPICS: u32 = 11;
+    /// `a` code, `b` message, `w` recoverable (0/1), `x` errorCount.
+    pub const SERVER_ERROR: u32 = 12;
+    /// `a` message.
+    pub const DECODE_ERROR: u32 = 13;
+    /// `a` frame, `b` reason, `x` waitedMs.
+    pub const UNSENT: u32 = 14;
+    /// `v` the value.
+    pub const UNKNOWN: u32 = 15;
+}
+
+/// The index of `reason` in `REASON_NAMES` (pkg/src/index.ts), its message and
+/// its number, as a `state` output carries them.
+pub fn reason_fields(reason: &Reason) -> (u32, Option<&str>, Option<u64>) {
+    match reason {
+        Reason::Requested => (0, None, None),
+        Reason::Opened => (1, None, None),
+        Reason::Closed { code, reason } => (2, Some(reason), Some(u64::from(*code))),
+        Reason::ConnectFailed { error } => (3, Some(error), None),
+        Reason::HeartbeatTimeout { silent_ms } => (4, None, Some(*silent_ms)),
+        Reason::ServerReconnect {
+            reason,
+            retry_after_ms,
+        } => (5, Some(reason), Some(*retry_after_ms)),
+        Reason::AuthRejected { code } => (6, None, Some(u64::from(*code))),
+        Reason::Forbidden { code } => (7, None, Some(u64::from(*code))),
+        Reason::UpgradeRefused { status } => (8, None, Some(u64::from(*status))),
+        Reason::GaveUp { attempts } => (9, None, Some(u64::from(*attempts))),
+        Reason::ClosedByUser => (10, None, None),
+        Reason::Offline => (11, None, None),
+    }
+}
+
 /// One core event, as positional fields of `Outputs.out` (the TS layer builds
 /// the `ClientEvent` object the types describe, and only for events someone
 /// listens to).
 pub(crate) fn emit(o: &Outputs, event: Event<Js>) {
+    use output::*;
     let nan = f64::NAN;
     let none = &JsValue::UNDEFINED;
     match event {
         Event::StateChanged(c) => {
-            let (message, n) = match &c.reason {
-                Reason::Requested | Reason::Opened | Reason::ClosedByUser | Reason::Offline => {
-                    (None, None)
-                }
-                Reason::Closed { code, reason } => (Some(reason.as_str()), Some(u64::from(*code))),
-                Reason::ConnectFailed { error } => (Some(error.as_str()), None),
-                Reason::HeartbeatTimeout { silent_ms } => (None, Some(*silent_ms)),
-                Reason::ServerReconnect {
-                    reason,
-                    retry_after_ms,
-                } => (Some(reason.as_str()), Some(*retry_after_ms)),
-                Reason::AuthRejected { code } | Reason::Forbidden { code } => {
-                    (None, Some(u64::from(*code)))
-                }
-                Reason::GaveUp { attempts } => (None, Some(u64::from(*attempts))),
-                Reason::UpgradeRefused { status } => (None, Some(u64::from(*status))),
-            };
-            o.out(
-                "state",
-                Some(c.from.name()),
-                Some(c.to.name()),
-                Some(c.reason.name()),
-                message,
-                c.attempt.into(),
-                num(c.retry_in_ms),
-                num(n),
-                none,
-            )
+            let (reason, message, n) = reason_fields(&c.reason);
+            // `State` is fieldless, numbered in `STATE_NAMES` order.
+            let w = c.from as u32 | (c.to as u32) << 4 | reason << 8;
+            let (x, y) = (c.attempt.into(), num(c.retry_in_ms));
+            o.out(STATE, w, message, None, None, x, y, num(n), none)
         }
         Event::Welcome {
             client_id,
             heartbeat_interval_ms,
-        } => o.out(
-            "welcome",
-            client_id.as_deref(),
-            None,
-            None,
-            None,
-            num(heartbeat_interval_ms),
-            nan,
-            nan,
-            none,
-        ),
+        } => {
+            let x = num(heartbeat_interval_ms);
+            o.out(
+                WELCOME,
+                0,
+                client_id.as_deref(),
+                None,
+                None,
+                x,
+                nan,
+                nan,
+                none,
+            )
+        }
         Event::Message(m) => {
             let (epoch, seq) = match &m.position {
                 Some(p) => (Some(p.epoch.as_str()), Some(p.seq)),
                 None => (None, None),
             };
             let ts = m.timestamp.map_or(JsValue::NULL, |t| t.0);
-            o.out(
-                "message",
-                Some(&m.topic),
-                m.kind.as_deref(),
-                epoch,
-                None,
-                num(seq),
-                nan,
-                nan,
-                &Array::of2(&m.data.0, &ts),
-            )
+            let v = &js::pair(&m.data.0, &ts);
+            let (a, b) = (Some(m.topic.as_str()), m.kind.as_deref());
+            o.out(MESSAGE, 0, a, b, epoch, num(seq), nan, nan, v)
         }
         Event::Subscribed { topic, recovery } => {
             let recovery = match recovery {
@@ -215,10 +246,10 @@ pub(crate) fn emit(o: &Outputs, event: Event<Js>) {
                 Recovery::Lost => "lost",
             };
             o.out(
-                "subscribed",
+                SUBSCRIBED,
+                0,
                 Some(&topic),
                 Some(recovery),
-                None,
                 None,
                 nan,
                 nan,
@@ -227,10 +258,10 @@ pub(crate) fn emit(o: &Outputs, event: Event<Js>) {
             )
         }
         Event::SubscribeFailed { topic, error } => o.out(
-            "subscribe_failed",
+            SUBSCRIBE_FAILED,
+            0,
             Some(&topic),
             Some(&error),
-            None,
             None,
             nan,
             nan,
@@ -238,9 +269,9 @@ pub(crate) fn emit(o: &Outputs, event: Event<Js>) {
             none,
         ),
         Event::Unsubscribed { topic } => o.out(
-            "unsubscribed",
+            UNSUBSCRIBED,
+            0,
             Some(&topic),
-            None,
             None,
             None,
             nan,
@@ -248,38 +279,26 @@ pub(crate) fn emit(o: &Outputs, event: Event<Js>) {
             nan,
             none,
         ),
-        Event::Gap { topic, last, next } => o.out(
-            "gap",
-            Some(&topic),
-            Some(&last.epoch),
-            Some(&next.epoch),
-            None,
-            last.seq as f64,
-            next.seq as f64,
-            nan,
-            none,
-        ),
-        Event::Topics(topics) => {
-            let list: Array = topics.iter().map(|t| JsValue::from_str(t)).collect();
-            o.out("topics", None, None, None, None, nan, nan, nan, &list)
+        Event::Gap { topic, last, next } => {
+            let (x, y) = (last.seq as f64, next.seq as f64);
+            let (b, c) = (Some(last.epoch.as_str()), Some(next.epoch.as_str()));
+            o.out(GAP, 0, Some(&topic), b, c, x, y, nan, none)
         }
-        Event::ServerError(e) => o.out(
-            "server_error",
-            Some(&e.code),
-            Some(&e.message),
-            None,
-            None,
-            f64::from(u8::from(e.recoverable)),
-            num(e.error_count),
-            nan,
-            none,
-        ),
+        Event::Topics(topics) => {
+            let list: Vec<JsValue> = topics.iter().map(|t| JsValue::from_str(t)).collect();
+            o.out(TOPICS, 0, None, None, None, nan, nan, nan, &list.into())
+        }
+        Event::ServerError(e) => {
+            let (w, x) = (u32::from(e.recoverable), num(e.error_count));
+            let (a, b) = (Some(e.code.as_str()), Some(e.message.as_str()));
+            o.out(SERVER_ERROR, w, a, b, None, x, nan, nan, none)
+        }
         Event::DecodeError(e) => {
             let message = decode_error(e);
             o.out(
-                "decode_error",
+                DECODE_ERROR,
+                0,
                 Some(&message),
-                None,
                 None,
                 None,
                 nan,
@@ -294,10 +313,10 @@ pub(crate) fn emit(o: &Outputs, event: Event<Js>) {
                 UnsentReason::Closed => ("closed", None),
             };
             o.out(
-                "unsent",
+                UNSENT,
+                0,
                 Some(&frame),
                 Some(name),
-                None,
                 None,
                 num(waited),
                 nan,
@@ -305,49 +324,6 @@ pub(crate) fn emit(o: &Outputs, event: Event<Js>) {
                 none,
             )
         }
-        Event::Unknown(v) => o.out("unknown", None, None, None, None, nan, nan, nan, &v.0),
+        Event::Unknown(v) => o.out(UNKNOWN, 0, None, None, None, nan, nan, nan, &v.0),
     }
-}
-
-/// Every state name of hublink-core, for the check of the TypeScript union.
-#[wasm_bindgen(js_name = stateNames, unchecked_return_type = "StateName[]")]
-pub fn state_names() -> Array {
-    [
-        State::Connecting,
-        State::Connected,
-        State::Reconnecting,
-        State::Disconnected,
-    ]
-    .into_iter()
-    .map(|s| JsValue::from_str(s.name()))
-    .collect()
-}
-
-/// Every reason name of hublink-core, for the check of the TypeScript union.
-#[wasm_bindgen(js_name = reasonNames, unchecked_return_type = "ReasonName[]")]
-pub fn reason_names() -> Array {
-    let s = String::new;
-    [
-        Reason::Requested,
-        Reason::Opened,
-        Reason::Closed {
-            code: 0,
-            reason: s(),
-        },
-        Reason::ConnectFailed { error: s() },
-        Reason::HeartbeatTimeout { silent_ms: 0 },
-        Reason::ServerReconnect {
-            reason: s(),
-            retry_after_ms: 0,
-        },
-        Reason::AuthRejected { code: 0 },
-        Reason::Forbidden { code: 0 },
-        Reason::UpgradeRefused { status: 0 },
-        Reason::GaveUp { attempts: 0 },
-        Reason::ClosedByUser,
-        Reason::Offline,
-    ]
-    .into_iter()
-    .map(|r| JsValue::from_str(r.name()))
-    .collect()
 }

@@ -4,11 +4,11 @@
 //! stay the JS values `JSON.parse` made and reach the application untouched.
 //! No JSON parser is compiled into the wasm module.
 
+use crate::js;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use hublink_core::JsonValue;
-use js_sys::{Array, Object, Reflect, JSON};
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsValue;
 
 /// A JSON value held by JavaScript.
 #[derive(Clone, Debug)]
@@ -19,9 +19,7 @@ impl Js {
         if !self.0.is_object() {
             return None;
         }
-        Reflect::get(&self.0, &JsValue::from_str(key))
-            .ok()
-            .filter(|v| !v.is_undefined())
+        Some(js::get(&self.0, key)).filter(|v| !v.is_undefined())
     }
 }
 
@@ -34,26 +32,23 @@ pub fn to_u64(n: f64) -> Option<u64> {
 
 /// The message of a thrown JS value, for error texts.
 pub(crate) fn error_message(error: &JsValue) -> String {
-    match error.dyn_ref::<js_sys::Error>() {
-        Some(e) => e.message().into(),
-        None => error.as_string().unwrap_or_else(|| "unknown error".into()),
+    match js::get(error, "message").as_string() {
+        Some(message) => message,
+        None => js::text(error),
     }
 }
 
 impl JsonValue for Js {
     fn parse(text: &str) -> Result<Self, String> {
-        JSON::parse(text).map(Js).map_err(|e| error_message(&e))
+        js::parse(text).map(Js).map_err(|e| error_message(&e))
     }
 
     fn to_json(&self) -> String {
-        JSON::stringify(&self.0)
-            .ok()
-            .and_then(|s| s.as_string())
-            .unwrap_or_else(|| "null".into())
+        js::stringify(&self.0).unwrap_or_else(|| "null".into())
     }
 
     fn is_object(&self) -> bool {
-        self.0.is_object() && !Array::is_array(&self.0)
+        self.0.is_object() && !js::is_array(&self.0)
     }
 
     fn get_str(&self, key: &str) -> Option<String> {
@@ -74,13 +69,13 @@ impl JsonValue for Js {
 
     fn get_str_array(&self, key: &str) -> Option<Vec<String>> {
         let v = self.field(key)?;
-        if !Array::is_array(&v) {
+        if !js::is_array(&v) {
             return None;
         }
+        let len = js::get(&v, "length").as_f64().unwrap_or(0.0) as u32;
         Some(
-            v.unchecked_into::<Array>()
-                .iter()
-                .filter_map(|s| s.as_string())
+            (0..len)
+                .filter_map(|i| js::get_index(&v, i).as_string())
                 .collect(),
         )
     }
@@ -91,7 +86,7 @@ impl JsonValue for Js {
 
     fn take(&mut self, key: &str) -> Option<Self> {
         let v = self.field(key)?;
-        let _ = Reflect::delete_property(self.0.unchecked_ref::<Object>(), &JsValue::from_str(key));
+        js::delete(&self.0, key);
         Some(Js(v))
     }
 

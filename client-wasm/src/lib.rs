@@ -28,7 +28,8 @@
 
 extern crate alloc;
 
-mod events;
+pub mod events;
+mod js;
 pub mod json;
 
 /// The release build's panic handler: a trap (see the `abort-on-panic` feature).
@@ -40,14 +41,12 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
 
 use alloc::string::String;
 use core::cell::{Cell, RefCell};
+use hublink_core::json::concat;
 use hublink_core::{
     Admit, CloseInfo, Config, Connection, DialectKind, Error, Header, Transmit, SUBPROTOCOL,
 };
-use js_sys::Reflect;
 use json::{to_u64, Js};
 use wasm_bindgen::prelude::*;
-
-pub use events::{reason_names, state_names};
 
 // The browser is single-threaded (this crate builds no threads), which is what
 // `AssumeSingleThreaded` requires.
@@ -63,23 +62,63 @@ extern "C" {
     #[wasm_bindgen(typescript_type = "Outputs")]
     pub type Outputs;
 
-    /// One transmit or event, as positional fields (see `Outputs` in the
-    /// TypeScript types for what each kind puts where). Absent numbers are
-    /// `NaN`, absent strings `undefined`.
+    /// One transmit or event, as positional fields: `kind` is one of
+    /// [`events::output`], which says what each puts where. Absent numbers
+    /// are `NaN`, absent strings `undefined`.
     #[wasm_bindgen(method)]
     #[allow(clippy::too_many_arguments)]
     pub fn out(
         this: &Outputs,
-        kind: &str,
+        kind: u32,
+        w: u32,
         a: Option<&str>,
         b: Option<&str>,
         c: Option<&str>,
-        d: Option<&str>,
         x: f64,
         y: f64,
         z: f64,
         v: &JsValue,
     );
+}
+
+/// The numbers of [`Core::input`]'s inputs (`Input` in pkg/src/index.ts).
+pub mod input {
+    /// [`Core::value`](super::Core::value): `v` the parsed frame.
+    pub const VALUE: u32 = 0;
+    /// [`Core::unparsed`](super::Core::unparsed): `a` the text, `b` the parser's message.
+    pub const UNPARSED: u32 = 1;
+    /// [`Core::fits`](super::Core::fits): `n` the length.
+    pub const FITS: u32 = 2;
+    /// [`Core::binary`](super::Core::binary): `n` the length.
+    pub const BINARY: u32 = 3;
+    /// [`Core::opened`](super::Core::opened).
+    pub const OPENED: u32 = 4;
+    /// [`Core::closed`](super::Core::closed): `n` the code, `a` the reason.
+    pub const CLOSED: u32 = 5;
+    /// [`Core::failed`](super::Core::failed): `a` the error.
+    pub const FAILED: u32 = 6;
+    /// [`Core::tick`](super::Core::tick).
+    pub const TICK: u32 = 7;
+    /// [`Core::connect`](super::Core::connect).
+    pub const CONNECT: u32 = 8;
+    /// [`Core::close`](super::Core::close).
+    pub const CLOSE: u32 = 9;
+    /// [`Core::reconnect_now`](super::Core::reconnect_now).
+    pub const RECONNECT_NOW: u32 = 10;
+    /// [`Core::network_offline`](super::Core::network_offline).
+    pub const NETWORK_OFFLINE: u32 = 11;
+    /// [`Core::subscribe`](super::Core::subscribe): `a` the topic.
+    pub const SUBSCRIBE: u32 = 12;
+    /// [`Core::unsubscribe`](super::Core::unsubscribe): `a` the topic.
+    pub const UNSUBSCRIBE: u32 = 13;
+    /// [`Core::publish`](super::Core::publish): `a` the topic, `v` the data.
+    pub const PUBLISH: u32 = 14;
+    /// [`Core::send`](super::Core::send): `v` the value.
+    pub const SEND: u32 = 15;
+    /// [`Core::send_text`](super::Core::send_text): `a` the text.
+    pub const SEND_TEXT: u32 = 16;
+    /// [`Core::request_topics`](super::Core::request_topics).
+    pub const REQUEST_TOPICS: u32 = 17;
 }
 
 /// The bits [`Core::header`] answers with.
@@ -92,47 +131,45 @@ pub mod admit {
     pub const DRAIN: u32 = 4;
 }
 
-/// A JS `Error` carrying a machine-readable `code`.
-fn js_error(code: &str, message: &str) -> JsValue {
-    let error = js_sys::Error::new(message);
-    let _ = Reflect::set(&error, &"code".into(), &code.into());
-    error.into()
+/// The codes a refused call returns (0: done), in the order of `ERROR_CODES`
+/// in pkg/src/index.ts, which turns them into `HublinkError`s; the message is
+/// a `REFUSED` output, just before the call returns.
+pub mod refused {
+    /// The offline queue is full.
+    pub const QUEUE_FULL: u32 = 1;
+    /// The dialect cannot do that.
+    pub const UNSUPPORTED: u32 = 2;
+    /// The topic name is not valid.
+    pub const INVALID_TOPIC: u32 = 3;
+    /// The connection was closed by the application.
+    pub const CLOSED: u32 = 4;
+    /// Anything else the core refused.
+    pub const OTHER: u32 = 5;
 }
 
-use hublink_core::json::concat;
-
-/// The core's error as a JS `Error` with a `code`. The messages are written
-/// here rather than with the core's `Display`, which quotes with `{:?}` and
-/// would pull Rust's `Debug` and Unicode tables into the module.
-fn core_error(error: Error) -> JsValue {
-    let (code, message) = match &error {
+/// The core's error as a [`refused`] code and a message. The messages are
+/// written here rather than with the core's `Display`, which quotes with
+/// `{:?}` and would pull Rust's `Debug` and Unicode tables into the module.
+fn refusal(error: Error) -> (u32, String) {
+    match &error {
         Error::QueueFull { .. } => (
-            "queue_full",
+            refused::QUEUE_FULL,
             "outbound queue is full; the frame was not queued".into(),
         ),
         Error::Unsupported { dialect, operation } => (
-            "unsupported",
+            refused::UNSUPPORTED,
             concat(&["the ", dialect, " dialect cannot ", operation]),
         ),
         Error::InvalidTopic { topic, problem } => (
-            "invalid_topic",
+            refused::INVALID_TOPIC,
             concat(&["invalid topic \"", topic, "\": ", problem]),
         ),
         Error::Closed => (
-            "closed",
+            refused::CLOSED,
             "the connection was closed by the application; call connect() first".into(),
         ),
-        Error::UnknownDialect(name) => (
-            "unknown_dialect",
-            concat(&[
-                "unknown dialect \"",
-                name,
-                "\": expected one of hublink, machines, devices, topics, actions, power",
-            ]),
-        ),
-        _ => ("error", "the call was refused".into()),
-    };
-    js_error(code, &message)
+        _ => (refused::OTHER, "the call was refused".into()),
+    }
 }
 
 /// The browser's close codes for `WebSocket.close()`: 1000 or 3000..=4999.
@@ -166,16 +203,37 @@ pub struct Core {
     last_header: RefCell<[Option<String>; 3]>,
 }
 
+/// The dialect named `name`: every built-in one in the `dialects` build.
+#[cfg(feature = "dialects")]
+fn build_dialect(name: &str) -> alloc::boxed::Box<dyn hublink_core::Dialect<Js> + Send> {
+    match name.parse::<DialectKind>() {
+        Ok(kind) => kind.build(),
+        Err(_) => panic!("an unknown dialect name (the TS layer checks them)"),
+    }
+}
+
+/// The canonical dialect only: the seed dialects are in the `dialects` build,
+/// which the TS layer loads for them (-2.6 KB gzipped for every other page).
+#[cfg(not(feature = "dialects"))]
+fn build_dialect(name: &str) -> alloc::boxed::Box<dyn hublink_core::Dialect<Js> + Send> {
+    assert!(
+        name == DialectKind::Hublink.name(),
+        "a seed dialect in the hublink-only build"
+    );
+    alloc::boxed::Box::new(hublink_core::dialect::Hublink)
+}
+
 #[wasm_bindgen]
 impl Core {
-    /// A disconnected connection speaking `dialect` (default `"hublink"`);
-    /// outputs go to `outputs.out`. Numeric options are `NaN` when unset;
-    /// `seed` is the jitter seed. Throws an `Error` with
-    /// `code: "unknown_dialect"`.
+    /// A disconnected connection speaking `dialect` (its name, as in
+    /// `DialectName`); outputs go to `outputs.out`. Numeric options are `NaN`
+    /// when unset; `seed` is the jitter seed. The TS layer checks the name:
+    /// one this module does not hold (the seed dialects are in the
+    /// `dialects` build) traps.
     #[wasm_bindgen(constructor)]
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        dialect: Option<String>,
+        dialect: &str,
         outputs: Outputs,
         seed: f64,
         backoff_initial_ms: f64,
@@ -185,11 +243,7 @@ impl Core {
         connect_timeout_ms: f64,
         queue_max_frames: f64,
         queue_ttl_ms: f64,
-    ) -> Result<Core, JsValue> {
-        let dialect = match dialect {
-            Some(name) => name.parse::<DialectKind>().map_err(core_error)?,
-            None => DialectKind::Hublink,
-        };
+    ) -> Core {
         let mut config = Config::default();
         if let Some(v) = opt(backoff_initial_ms) {
             config.backoff.initial_ms = v;
@@ -209,24 +263,35 @@ impl Core {
             config.queue.ttl_ms = v;
         }
         config.seed = opt(seed).unwrap_or(0x5eed);
-        Ok(Core {
-            conn: RefCell::new(Connection::new(config, dialect.build())),
+        let hublink = dialect == DialectKind::Hublink.name();
+        Core {
+            conn: RefCell::new(Connection::new(config, build_dialect(dialect))),
             outputs,
-            subprotocol: dialect == DialectKind::Hublink,
+            subprotocol: hublink,
             armed: Cell::new(None),
             last_header: RefCell::new([None, None, None]),
-        })
+        }
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Connection<Js>) -> R) -> R {
         f(&mut self.conn.borrow_mut())
     }
 
-    fn call(
-        &self,
-        f: impl FnOnce(&mut Connection<Js>) -> hublink_core::Result<()>,
-    ) -> Result<(), JsValue> {
-        self.with(f).map_err(core_error)
+    /// Runs a fallible input: 0, or the [`refused`] code, whose message goes
+    /// to `outputs.out` as a `REFUSED` output first.
+    fn call(&self, f: impl FnOnce(&mut Connection<Js>) -> hublink_core::Result<()>) -> u32 {
+        match self.with(f) {
+            Ok(()) => 0,
+            Err(e) => {
+                let (code, message) = refusal(e);
+                let nan = f64::NAN;
+                let refused = events::output::REFUSED;
+                let none = &JsValue::UNDEFINED;
+                self.outputs
+                    .out(refused, 0, Some(&message), None, None, nan, nan, nan, none);
+                code
+            }
+        }
     }
 
     /// Hands every queued transmit and event to `outputs.out`, in order, and
@@ -252,30 +317,19 @@ impl Core {
     }
 
     fn transmit(&self, t: Transmit) {
+        use events::output::*;
         let o = &self.outputs;
         let nan = f64::NAN;
         let none = &JsValue::UNDEFINED;
         match t {
             Transmit::Open => {
                 let protocol = self.subprotocol.then_some(SUBPROTOCOL);
-                o.out("open", protocol, None, None, None, nan, nan, nan, none)
+                o.out(OPEN, 0, protocol, None, None, nan, nan, nan, none)
             }
-            Transmit::Send(text) => {
-                o.out("send", Some(&text), None, None, None, nan, nan, nan, none)
-            }
+            Transmit::Send(text) => o.out(SEND, 0, Some(&text), None, None, nan, nan, nan, none),
             Transmit::Close { code, reason } => {
                 let code = browser_close_code(code).into();
-                o.out(
-                    "close",
-                    Some(&reason),
-                    None,
-                    None,
-                    None,
-                    code,
-                    nan,
-                    nan,
-                    none,
-                )
+                o.out(CLOSE, 0, Some(&reason), None, None, code, nan, nan, none)
             }
         }
     }
@@ -339,6 +393,51 @@ impl Core {
         bits | self.drain_bit()
     }
 
+    /// One input other than a frame's header, by its [`input`] number, with
+    /// `now` and the arguments it takes (unused ones: `NaN`, `""`,
+    /// `undefined`). One export for all of them: each export costs the module
+    /// a wrapper and the glue a method, and these are called rarely. Answers
+    /// with what the input returns: a [`refused`] code (0: done), or 1/0 for
+    /// `FITS` and `UNSUBSCRIBE`; 0 for the rest.
+    pub fn input(&self, what: u32, now: f64, n: f64, a: &str, b: &str, v: JsValue) -> u32 {
+        match what {
+            input::VALUE => self.value(now, v),
+            input::UNPARSED => self.unparsed(now, a, b.into()),
+            input::FITS => return self.fits(now, n as u32).into(),
+            input::BINARY => self.binary(now, n as u32),
+            input::OPENED => self.opened(now),
+            input::CLOSED => self.closed(now, n as u16, a.into()),
+            input::FAILED => self.failed(now, a.into()),
+            input::TICK => self.tick(now),
+            input::CONNECT => self.connect(now),
+            input::CLOSE => self.close(now),
+            input::RECONNECT_NOW => self.reconnect_now(now),
+            input::NETWORK_OFFLINE => self.network_offline(now),
+            input::SUBSCRIBE => return self.subscribe(now, a),
+            input::UNSUBSCRIBE => return self.unsubscribe(now, a).into(),
+            input::PUBLISH => return self.publish(now, a, v),
+            input::SEND => return self.send(now, v),
+            input::SEND_TEXT => return self.send_text(now, a.into()),
+            input::REQUEST_TOPICS => return self.request_topics(now),
+            _ => {}
+        }
+        0
+    }
+}
+
+/// The inputs behind [`Core::input`], as Rust methods (what the TS layer
+/// reaches through `input`, and what the wasm tests call).
+impl Core {
+    /// The current state.
+    pub fn state(&self) -> &'static str {
+        self.conn.borrow().state().name()
+    }
+
+    /// Frames waiting in the offline queue.
+    pub fn queued(&self) -> usize {
+        self.conn.borrow().queued()
+    }
+
     /// A parsed frame as a whole value (after `header` answered `DECODE`).
     pub fn value(&self, now: f64, value: JsValue) {
         self.with(|c| c.handle_value(ms(now), Js(value)));
@@ -397,20 +496,18 @@ impl Core {
     }
 
     /// Skips the backoff wait now; on a live connection, probes it with a ping.
-    #[wasm_bindgen(js_name = reconnectNow)]
     pub fn reconnect_now(&self, now: f64) {
         self.with(|c| c.reconnect_now(ms(now)));
     }
 
     /// The network went offline: show `reconnecting` at once.
-    #[wasm_bindgen(js_name = networkOffline)]
     pub fn network_offline(&self, now: f64) {
         self.with(|c| c.network_offline(ms(now)));
     }
 
     /// Subscribes to `topic` (now if connected, else on the next connection).
-    /// Throws an `Error` with `code: "invalid_topic"`.
-    pub fn subscribe(&self, now: f64, topic: &str) -> Result<(), JsValue> {
+    /// Returns a [`refused`] code (`INVALID_TOPIC`), 0 when done.
+    pub fn subscribe(&self, now: f64, topic: &str) -> u32 {
         self.call(|c| c.subscribe(ms(now), topic))
     }
 
@@ -419,38 +516,24 @@ impl Core {
         self.with(|c| c.unsubscribe(ms(now), topic))
     }
 
-    /// Publishes a JSON value on `topic`; queued while offline. Throws an
-    /// `Error` with `code` `"unsupported"`, `"queue_full"` or `"closed"`.
-    pub fn publish(&self, now: f64, topic: &str, data: JsValue) -> Result<(), JsValue> {
+    /// Publishes a JSON value on `topic`; queued while offline. Returns a
+    /// [`refused`] code (`UNSUPPORTED`, `QUEUE_FULL`, `CLOSED`), 0 when done.
+    pub fn publish(&self, now: f64, topic: &str, data: JsValue) -> u32 {
         self.call(|c| c.publish(ms(now), topic, &Js(data)))
     }
 
     /// Sends a JSON value as is; queued while offline.
-    pub fn send(&self, now: f64, value: JsValue) -> Result<(), JsValue> {
+    pub fn send(&self, now: f64, value: JsValue) -> u32 {
         self.call(|c| c.send_json(ms(now), &Js(value)))
     }
 
     /// Sends a text frame as is (e.g. the power dialect's `ping`).
-    #[wasm_bindgen(js_name = sendText)]
-    pub fn send_text(&self, now: f64, text: String) -> Result<(), JsValue> {
+    pub fn send_text(&self, now: f64, text: String) -> u32 {
         self.call(|c| c.send_frame(ms(now), text))
     }
 
     /// Asks the server for the subscribed topics (a `topics` event answers).
-    #[wasm_bindgen(js_name = requestTopics)]
-    pub fn request_topics(&self, now: f64) -> Result<(), JsValue> {
+    pub fn request_topics(&self, now: f64) -> u32 {
         self.call(|c| c.request_topics(ms(now)))
-    }
-
-    /// The current state.
-    #[wasm_bindgen(getter, unchecked_return_type = "StateName")]
-    pub fn state(&self) -> String {
-        self.conn.borrow().state().name().into()
-    }
-
-    /// Frames waiting in the offline queue.
-    #[wasm_bindgen(getter)]
-    pub fn queued(&self) -> usize {
-        self.conn.borrow().queued()
     }
 }

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import init, { Core, reasonNames, stateNames } from "../wasm/hublink_wasm.js";
+import init, { Core } from "../wasm/hublink_wasm.js";
 import type {
   ClientEvent,
   ClientEventType,
@@ -34,9 +34,9 @@ export type {
   TopicMessage,
 };
 
-/** Every connection state; checked against hublink-core by the package tests. */
+/** Every connection state; checked against hublink-core by tests/tests/ts_names.rs. */
 export const STATE_NAMES = ["connecting", "connected", "reconnecting", "disconnected"] as const;
-/** Every state-change reason; checked against hublink-core by the package tests. */
+/** Every state-change reason; checked against hublink-core by tests/tests/ts_names.rs. */
 export const REASON_NAMES = [
   "requested",
   "opened",
@@ -52,7 +52,7 @@ export const REASON_NAMES = [
   "offline",
 ] as const;
 
-/** The built-in dialects. */
+/** The built-in dialects (all but "hublink" are in a second wasm module, loaded when used). */
 export const DIALECT_NAMES: readonly DialectName[] = ["hublink", "machines", "devices", "topics", "actions", "power"];
 
 // Compile-time proof that the lists above are exactly the unions generated
@@ -62,11 +62,6 @@ const statesMatch: Same<(typeof STATE_NAMES)[number], StateName> = true;
 const reasonsMatch: Same<(typeof REASON_NAMES)[number], ReasonName> = true;
 void statesMatch;
 void reasonsMatch;
-
-/** The names of the states and reasons as the wasm module (hublink-core) spells them. */
-export function coreNames(): { states: string[]; reasons: string[] } {
-  return { states: stateNames(), reasons: reasonNames() };
-}
 
 /** Options of {@link createClient}. */
 export interface ClientOptions extends RawOptions {
@@ -150,16 +145,60 @@ export interface HublinkClient {
   close(): void;
 }
 
-let loading: Promise<unknown> | undefined;
+/** A `Core` class: the canonical module's, or the dialects module's (the same API). */
+type CoreClass = typeof Core;
+const loading = new Map<boolean, Promise<CoreClass>>();
 
-/** Loads the wasm module (once); `createClient` calls it for you. */
-export function load(wasmUrl?: string | URL): Promise<unknown> {
-  // A failed load is forgotten, so that the next call tries again.
-  loading ??= init(wasmUrl === undefined ? undefined : { module_or_path: wasmUrl }).catch((error: unknown) => {
-    loading = undefined;
-    throw error;
-  });
-  return loading;
+/**
+ * Loads the wasm module (once) and resolves to its `Core`; `createClient`
+ * calls it for you. A seed `dialect` loads the second module, which holds
+ * them (a chunk of its own: pages that speak hublink never fetch it).
+ */
+export function load(wasmUrl?: string | URL, dialect?: DialectName): Promise<CoreClass> {
+  const seed = dialect !== undefined && dialect !== "hublink";
+  let p = loading.get(seed);
+  if (!p) {
+    const m = seed ? import("../wasm-dialects/hublink_wasm.js") : Promise.resolve({ default: init, Core });
+    p = m.then(async (m) => {
+      await m.default(wasmUrl === undefined ? undefined : { module_or_path: wasmUrl });
+      return m.Core as CoreClass;
+    });
+    // A failed load is forgotten, so that the next call tries again.
+    p.catch(() => loading.delete(seed));
+    loading.set(seed, p);
+  }
+  return p;
+}
+
+/** The inputs of `Core.input`, in the order of their numbers (hublink-wasm `input`). */
+const enum Input {
+  Value, Unparsed, Fits, Binary, Opened, Closed, Failed, Tick, Connect, Close,
+  ReconnectNow, NetworkOffline, Subscribe, Unsubscribe, Publish, Send, SendText, RequestTopics,
+}
+
+/** The outputs of `Outputs.out`, in the order of their numbers (hublink-wasm `events::output`). */
+const enum Output {
+  Open, Send, Close, Refused, State, Welcome, Message, Subscribed, SubscribeFailed, Unsubscribed,
+  Gap, Topics, ServerError, DecodeError, Unsent, Unknown,
+}
+
+/** One input into the core at `t`, with the arguments it takes (`a`, `n`, `b`, `v`). */
+function put(core: Core, what: Input, a = "", n = NaN, b = "", v?: unknown, t = performance.now()): number {
+  return core.input(what, t, n, a, b, v);
+}
+
+/** `HublinkError` codes by the number a refused `Core` call returns (hublink-wasm `refused`). */
+const ERROR_CODES = ["error", "queue_full", "unsupported", "invalid_topic", "closed", "error"] as const;
+
+function hublinkError(code: HublinkError["code"], message: string): HublinkError {
+  const e = new Error(message) as HublinkError;
+  e.code = code;
+  return e;
+}
+
+/** Throws the `HublinkError` for a refused `Core` call's code (0: done) and the message it output. */
+function check(client: Client, code: number): void {
+  if (code) throw hublinkError(ERROR_CODES[code] ?? "error", client.refusal);
 }
 
 function report(error: unknown): void {
@@ -237,32 +276,38 @@ function seed(): number {
 class Client implements HublinkClient {
   status: ConnectionStatus = DISCONNECTED;
   readonly ready: Promise<void>;
-  private core: Core | null = null;
-  private ws: WebSocket | null = null;
-  private timer: ReturnType<typeof setTimeout> | undefined;
-  private armed = -1;
-  private driving = false;
-  private wanted = false;
-  private closed = false;
-  private readonly topics = new Map<string, Set<TopicHandler<unknown>>>();
-  private readonly listeners = new Map<string, Set<(event: ClientEvent) => void>>();
-  private readonly last = new Map<string, Received>();
-  private readonly pending: Array<(core: Core) => void> = [];
-  private readonly lifecycle = (e: Event): void => this.onLifecycle(e);
+  #core: Core | null = null;
+  #ws: WebSocket | null = null;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #armed = -1;
+  #driving = false;
+  #wanted = false;
+  #closed = false;
+  readonly #topics = new Map<string, Set<TopicHandler<unknown>>>();
+  readonly #listeners = new Map<string, Set<(event: ClientEvent) => void>>();
+  readonly #last = new Map<string, Received>();
+  readonly #pending: Array<(core: Core) => void> = [];
+  readonly #lifecycle = (e: Event): void => this.#onLifecycle(e);
   /** `type`, `topic` and `epoch` as last passed to `Core.header` (it keeps them). */
-  private lastType: string | undefined;
-  private lastTopic: string | undefined;
-  private lastEpoch: string | undefined;
+  #lastType: string | undefined;
+  #lastTopic: string | undefined;
+  #lastEpoch: string | undefined;
   /** How many times the connection was lost (left `connected`): what makes a value stale. */
-  private losses = 0;
+  #losses = 0;
   /** Counts socket attempts; a token that arrives after its attempt ended is dropped. */
-  private attempt = 0;
-  private readonly boot: WasmBoot;
+  #attempt = 0;
+  readonly #boot: WasmBoot;
+  readonly #url: string;
+  readonly #options: ClientOptions;
+  /** The message of the last refused core call (its `REFUSED` output). */
+  refusal = "";
 
   /** Touches nothing (no URL, no fetch, no global): safe to create while server rendering. */
-  constructor(private readonly url: string, private readonly options: ClientOptions) {
-    this.boot = new WasmBoot(this, options);
-    this.ready = this.boot.loaded;
+  constructor(url: string, options: ClientOptions) {
+    this.#url = url;
+    this.#options = options;
+    this.#boot = new WasmBoot(this, options);
+    this.ready = this.#boot.loaded;
   }
 
   get state(): StateName {
@@ -270,39 +315,39 @@ class Client implements HublinkClient {
   }
 
   /** Creates the core once the module is loaded (called by {@link WasmBoot}). */
-  start(): void {
-    if (!this.wanted || this.closed || this.core) return;
-    const o = this.options;
+  start(CoreClass: CoreClass): void {
+    if (!this.#wanted || this.#closed || this.#core) return;
+    const o = this.#options;
     const n = (v: number | undefined): number => (v === undefined ? NAN : v);
-    const core = new Core(o.dialect, this, o.seed ?? seed(), n(o.backoffInitialMs), n(o.backoffMaxMs),
+    const core = new CoreClass(o.dialect ?? "hublink", this, o.seed ?? seed(), n(o.backoffInitialMs), n(o.backoffMaxMs),
       n(o.maxAttempts), n(o.heartbeatTimeoutMs), n(o.connectTimeoutMs), n(o.queueMaxFrames), n(o.queueTtlMs));
-    this.core = core;
-    this.listen(true);
-    for (const topic of this.topics.keys()) this.guard(() => core.subscribe(now(), topic));
-    core.connect(now());
-    for (const op of this.pending.splice(0)) this.guard(() => op(core));
-    this.drive();
+    this.#core = core;
+    this.#listen(true);
+    for (const topic of this.#topics.keys()) this.#guard(() => check(this, put(core, Input.Subscribe, topic)));
+    put(core, Input.Connect);
+    for (const op of this.#pending.splice(0)) this.#guard(() => op(core));
+    this.#drive();
   }
 
-  private listen(add: boolean): void {
+  #listen(add: boolean): void {
     const g = globalThis as unknown as EventTarget & { document?: EventTarget };
     const f = add ? "addEventListener" : "removeEventListener";
-    if (typeof g[f] === "function") for (const e of LIFECYCLE) g[f](e, this.lifecycle);
-    if (g.document) g.document[f]("visibilitychange", this.lifecycle);
+    if (typeof g[f] === "function") for (const e of LIFECYCLE) g[f](e, this.#lifecycle);
+    if (g.document) g.document[f]("visibilitychange", this.#lifecycle);
   }
 
-  private onLifecycle(e: Event): void {
-    const core = this.core;
+  #onLifecycle(e: Event): void {
+    const core = this.#core;
     if (!core) return;
     const t = e.type;
-    if (t === "offline") core.networkOffline(now());
+    if (t === "offline") put(core, Input.NetworkOffline);
     const doc = (globalThis as { document?: { visibilityState?: string } }).document;
     if (t === "online" || (t === "pageshow" && (e as PageTransitionEvent).persisted) ||
-      (t === "visibilitychange" && doc?.visibilityState === "visible")) core.reconnectNow(now());
-    this.drive();
+      (t === "visibilitychange" && doc?.visibilityState === "visible")) put(core, Input.ReconnectNow);
+    this.#drive();
   }
 
-  private guard(f: () => void): void {
+  #guard(f: () => void): void {
     try {
       f();
     } catch (e) {
@@ -311,87 +356,86 @@ class Client implements HublinkClient {
   }
 
   /** The drive loop: drain the core's outputs (re-entrant calls fold into the outer loop), re-arm the timer. */
-  private drive(): void {
-    const core = this.core;
-    if (!core || this.driving) return;
-    this.driving = true;
+  #drive(): void {
+    const core = this.#core;
+    if (!core || this.#driving) return;
+    this.#driving = true;
     let deadline: number;
     try {
       deadline = core.drain();
     } finally {
-      this.driving = false;
+      this.#driving = false;
     }
-    if (this.closed) return this.release();
-    if (deadline === this.armed) return;
-    clearTimeout(this.timer);
-    this.armed = deadline;
+    if (this.#closed) return this.#release();
+    if (deadline === this.#armed) return;
+    clearTimeout(this.#timer);
+    this.#armed = deadline;
     if (deadline >= 0) {
-      this.timer = setTimeout(() => {
-        this.armed = -1;
-        core.tick(now());
-        this.drive();
+      this.#timer = setTimeout(() => {
+        this.#armed = -1;
+        put(core, Input.Tick);
+        this.#drive();
       }, Math.min(Math.max(deadline - now(), 0), 2 ** 31 - 2) + 1);
     }
   }
 
-  /** `Outputs.out` of hublink-wasm: one transmit or event, as positional fields. */
-  out(kind: string, a?: string, b?: string, c?: string, d?: string, x = NAN, y = NAN, z = NAN, v?: unknown): void {
-    switch (kind) {
-      case "open":
-        return this.open(a);
-      case "send":
-        this.ws?.send(a!);
-        return;
-      case "close": {
-        const ws = this.detach();
-        ws?.close(x, a);
-        return;
-      }
-    }
+  /** `Outputs.out` of hublink-wasm: one transmit or event, as positional fields (`Output` says which). */
+  out(kind: Output, w: number, a?: string, b?: string, c?: string, x = NAN, y = NAN, z = NAN, v?: unknown): void {
     let e: ClientEvent;
     switch (kind) {
-      case "state": {
-        const name = c as ReasonName;
+      case Output.Open:
+        return this.#open(a);
+      case Output.Send:
+        this.#ws?.send(a!);
+        return;
+      case Output.Close:
+        this.#detach()?.close(x, a);
+        return;
+      case Output.Refused:
+        this.refusal = a!;
+        return;
+      case Output.State: {
+        const name = REASON_NAMES[w >> 8];
         const r = { name } as Record<string, unknown>;
-        if (name === "closed") (r.code = z), (r.message = d);
-        else if (name === "connect_failed") r.message = d;
+        if (name === "closed") (r.code = z), (r.message = a);
+        else if (name === "connect_failed") r.message = a;
         else if (name === "heartbeat_timeout") r.silentMs = z;
-        else if (name === "server_reconnect") (r.message = d), (r.retryAfterMs = z);
+        else if (name === "server_reconnect") (r.message = a), (r.retryAfterMs = z);
         else if (name === "auth_rejected" || name === "forbidden") r.code = z;
         else if (name === "gave_up") r.attempts = z;
         else if (name === "upgrade_refused") r.status = z;
-        e = { type: "state", from: a as StateName, to: b as StateName, reason: r as Reason, attempt: x, retryInMs: orNull(y) };
+        e = { type: "state", from: STATE_NAMES[w & 15], to: STATE_NAMES[(w >> 4) & 15], reason: r as Reason, attempt: x, retryInMs: orNull(y) };
         break;
       }
-      case "welcome":
+      case Output.Welcome:
         e = { type: "welcome", clientId: a ?? null, heartbeatIntervalMs: orNull(x) };
         break;
-      case "message": {
+      case Output.Message: {
         const [data, timestamp] = v as [unknown, unknown];
-        return this.deliver({ type: "message", topic: a!, kind: b ?? null, seq: orNull(x), epoch: c ?? null, data, timestamp }, now());
+        return this.#deliver({ type: "message", topic: a!, kind: b ?? null, seq: orNull(x), epoch: c ?? null, data, timestamp }, now());
       }
-      case "subscribed":
+      case Output.Subscribed:
         e = { type: "subscribed", topic: a!, recovery: b as "fresh" | "recovered" | "lost" };
         break;
-      case "subscribe_failed":
+      case Output.SubscribeFailed:
         e = { type: "subscribe_failed", topic: a!, error: b! };
         break;
-      case "unsubscribed":
+      case Output.Unsubscribed:
         e = { type: "unsubscribed", topic: a! };
         break;
-      case "gap":
+      case Output.Gap:
         e = { type: "gap", topic: a!, last: { epoch: b!, seq: x }, next: { epoch: c!, seq: y } };
         break;
-      case "topics":
+      case Output.Topics:
         e = { type: "topics", topics: v as string[] };
         break;
-      case "server_error":
-        e = { type: "server_error", code: a!, message: b!, recoverable: x === 1, errorCount: orNull(y) };
+      case Output.ServerError:
+        e = { type: "server_error", code: a!, message: b!, recoverable: w === 1, errorCount: orNull(x) };
         break;
-      case "decode_error":
+      case Output.DecodeError:
         e = { type: "decode_error", message: a! };
         break;
-      case "unsent":
+      case Output.Unsent:
         e = { type: "unsent", frame: a!, reason: b as "expired" | "closed", waitedMs: orNull(x) };
         break;
       default:
@@ -405,22 +449,22 @@ class Client implements HublinkClient {
     if (event.type === "state") {
       // Retries of the wasm load were "reconnecting"; the core starts from "disconnected".
       if (this.status.state === "reconnecting" && event.from === "disconnected") event.from = "reconnecting";
-      if (event.from === "connected" && event.to !== "connected") this.losses++;
+      if (event.from === "connected" && event.to !== "connected") this.#losses++;
       this.status = { state: event.to, attempt: event.attempt, reason: event.reason, retryInMs: event.retryInMs };
     }
     for (const key of [event.type, "*"]) {
-      const set = this.listeners.get(key);
-      if (set) for (const h of [...set]) this.guard(() => h(event));
+      const set = this.#listeners.get(key);
+      if (set) for (const h of [...set]) this.#guard(() => h(event));
     }
   }
 
   /** A message, once and in order: to its topic's handlers, then to `on("message")` listeners. */
-  private deliver(m: TopicMessage, t: number): void {
+  #deliver(m: TopicMessage, t: number): void {
     // The topic's record is reused: no allocation per message.
-    const r = this.last.get(m.topic);
-    if (r) (r.message = m), (r.at = t), (r.losses = this.losses);
-    else this.last.set(m.topic, { message: m, at: t, losses: this.losses });
-    const handlers = this.topics.get(m.topic);
+    const r = this.#last.get(m.topic);
+    if (r) (r.message = m), (r.at = t), (r.losses = this.#losses);
+    else this.#last.set(m.topic, { message: m, at: t, losses: this.#losses });
+    const handlers = this.#topics.get(m.topic);
     // Handler sets are replaced, never mutated, by subscribe and
     // unsubscribe: no copy and no closure per message.
     if (handlers)
@@ -431,95 +475,95 @@ class Client implements HublinkClient {
           report(e);
         }
       }
-    if (this.listeners.size) this.emit(m);
+    if (this.#listeners.size) this.emit(m);
   }
 
   /**
    * The core's "open": the URL resolved now (against the page, if relative)
    * with the token of this attempt. A failure fails the attempt; the core backs off.
    */
-  private open(protocol?: string): void {
-    const id = ++this.attempt;
-    const { tokenProvider, token } = this.options;
-    if (!tokenProvider) return this.dial(protocol, token);
-    const refused = (e: unknown) => this.fail(`tokenProvider failed: ${errorText(e)}`);
+  #open(protocol?: string): void {
+    const id = ++this.#attempt;
+    const { tokenProvider, token } = this.#options;
+    if (!tokenProvider) return this.#dial(protocol, token);
+    const refused = (e: unknown) => this.#fail(`tokenProvider failed: ${errorText(e)}`);
     let answer: string | Promise<string>;
     try {
       answer = tokenProvider();
     } catch (e) {
       return refused(e);
     }
-    if (typeof answer === "string") return this.dial(protocol, answer);
-    const core = this.core;
+    if (typeof answer === "string") return this.#dial(protocol, answer);
+    const core = this.#core;
     const later = (f: () => void) => {
       // Still this attempt of this core (not closed, timed out or superseded meanwhile).
-      if (this.core !== core || this.attempt !== id) return;
+      if (this.#core !== core || this.#attempt !== id) return;
       f();
-      this.drive();
+      this.#drive();
     };
     Promise.resolve(answer).then(
-      (t) => later(() => this.dial(protocol, t)),
+      (t) => later(() => this.#dial(protocol, t)),
       (e: unknown) => later(() => refused(e)),
     );
   }
 
-  private fail(error: unknown): void {
-    this.core!.failed(now(), errorText(error));
+  #fail(error: unknown): void {
+    put(this.#core!, Input.Failed, errorText(error));
   }
 
-  private dial(protocol: string | undefined, token: string | undefined): void {
+  #dial(protocol: string | undefined, token: string | undefined): void {
     let ws: WebSocket;
     try {
-      const url = resolveUrl(this.url, token);
+      const url = resolveUrl(this.#url, token);
       ws = protocol ? new WebSocket(url, protocol) : new WebSocket(url);
     } catch (e) {
-      return this.fail(e);
+      return this.#fail(e);
     }
     ws.binaryType = "arraybuffer";
     ws.onopen = () => {
-      this.core!.opened(now());
-      this.drive();
+      put(this.#core!, Input.Opened);
+      this.#drive();
     };
-    ws.onmessage = (e: MessageEvent) => this.frame(e.data);
+    ws.onmessage = (e: MessageEvent) => this.#frame(e.data);
     // Read as plain fields: Node's WebSocket has no global CloseEvent.
     ws.onclose = (e: { code?: number; reason?: string }) => {
-      this.detach();
-      this.core!.closed(now(), e.code ?? 1006, e.reason ?? "");
-      this.drive();
+      this.#detach();
+      put(this.#core!, Input.Closed, e.reason ?? "", e.code ?? 1006);
+      this.#drive();
     };
     // The end of that socket: browsers follow it with a close (1006), Node's WebSocket not always.
     ws.onerror = () => {
-      this.detach();
-      this.core!.failed(now(), "WebSocket error");
-      this.drive();
+      this.#detach();
+      put(this.#core!, Input.Failed, "WebSocket error");
+      this.#drive();
     };
-    this.ws = ws;
+    this.#ws = ws;
   }
 
   /** Forgets the current socket: nothing more from it reaches the core. */
-  private detach(): WebSocket | null {
-    const ws = this.ws;
-    this.attempt++;
+  #detach(): WebSocket | null {
+    const ws = this.#ws;
+    this.#attempt++;
     if (ws) ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-    this.ws = null;
+    this.#ws = null;
     return ws;
   }
 
-  private frame(data: unknown): void {
-    const core = this.core!;
+  #frame(data: unknown): void {
+    const core = this.#core!;
     if (typeof data !== "string") {
-      core.binary(now(), (data as ArrayBuffer).byteLength ?? 0);
-      return this.drive();
+      put(core, Input.Binary, "", (data as ArrayBuffer).byteLength ?? 0);
+      return this.#drive();
     }
-    if (data.includes("\n")) return this.lines(core, data);
+    if (data.includes("\n")) return this.#lines(core, data);
     let value: unknown;
     try {
       value = JSON.parse(data);
     } catch (e) {
-      core.unparsed(now(), data, (e as Error).message);
-      return this.drive();
+      put(core, Input.Unparsed, data, NAN, (e as Error).message);
+      return this.#drive();
     }
-    this.one(core, value, data.length);
+    this.#one(core, value, data.length);
   }
 
   /**
@@ -529,9 +573,9 @@ class Client implements HublinkClient {
    * two or more lines that each parse cannot parse as one value, so batches
    * cost no failed parse of the whole.
    */
-  private lines(core: Core, data: string): void {
+  #lines(core: Core, data: string): void {
     const t = now();
-    if (!core.fits(t, data.length)) return this.drive();
+    if (!put(core, Input.Fits, "", data.length, "", undefined, t)) return this.#drive();
     const lines = data.split("\n");
     const values: unknown[] = [];
     try {
@@ -549,20 +593,20 @@ class Client implements HublinkClient {
           try {
             whole = JSON.parse(l);
           } catch (e) {
-            core.unparsed(t, l, (e as Error).message);
+            put(core, Input.Unparsed, l, NAN, (e as Error).message, undefined, t);
             continue;
           }
-          this.one(core, whole, l.length, t);
+          this.#one(core, whole, l.length, t);
         }
-        return this.drive();
+        return this.#drive();
       }
-      return this.one(core, whole, data.length, t);
+      return this.#one(core, whole, data.length, t);
     }
-    for (const v of values) this.one(core, v, 0, t);
+    for (const v of values) this.#one(core, v, 0, t);
   }
 
   /** One parsed value: its header into the core, then deliver, decode or drop as it says. */
-  private one(core: Core, v: unknown, len: number, t = now()): void {
+  #one(core: Core, v: unknown, len: number, t = now()): void {
     const m = v as Record<string, unknown> | null;
     const o = typeof m === "object" && m !== null;
     const seq = o ? m.seq : undefined;
@@ -572,80 +616,84 @@ class Client implements HublinkClient {
       const type = str(m.type);
       const topic = str(m.topic);
       const epoch = str(m.epoch);
-      const same = (type === this.lastType ? 1 : 0) | (topic === this.lastTopic ? 2 : 0) | (epoch === this.lastEpoch ? 4 : 0);
-      this.lastType = type;
-      this.lastTopic = topic;
-      this.lastEpoch = epoch;
+      const same = (type === this.#lastType ? 1 : 0) | (topic === this.#lastTopic ? 2 : 0) | (epoch === this.#lastEpoch ? 4 : 0);
+      this.#lastType = type;
+      this.#lastTopic = topic;
+      this.#lastEpoch = epoch;
       bits = core.header(t, len, same, same & 1 ? undefined : type, same & 2 ? undefined : topic,
         typeof seq === "number" ? seq : NAN, same & 4 ? undefined : epoch, m.data !== undefined);
     }
     if (bits & DECODE) {
-      core.value(t, v);
-      return this.drive();
+      put(core, Input.Value, "", NAN, "", v, t);
+      return this.#drive();
     }
-    if (bits & DRAIN) this.drive();
+    if (bits & DRAIN) this.#drive();
     if (bits & DELIVER) {
       // The frame itself is the message event (it has type, topic, seq,
       // epoch, data and timestamp already): nothing is rebuilt.
       const msg = m as unknown as TopicMessage;
       msg.kind = null;
       if (seq === undefined) msg.seq = msg.epoch = null;
-      this.deliver(msg, t);
+      this.#deliver(msg, t);
     }
   }
 
   /** Frees the core once it has drained its last outputs, and the socket, timer and listeners. */
-  private release(): void {
-    const core = this.core;
+  #release(): void {
+    const core = this.#core;
     if (!core) return;
-    this.core = null;
-    this.listen(false);
-    clearTimeout(this.timer);
-    this.detach()?.close(1000, "client dropped");
+    this.#core = null;
+    this.#listen(false);
+    clearTimeout(this.#timer);
+    this.#detach()?.close(1000, "client dropped");
     core.free();
   }
 
   on(type: string, handler: (event: never) => void): () => void {
-    let set = this.listeners.get(type);
-    if (!set) this.listeners.set(type, (set = new Set()));
+    let set = this.#listeners.get(type);
+    if (!set) this.#listeners.set(type, (set = new Set()));
     const h = handler as (event: ClientEvent) => void;
     set.add(h);
     return () => {
       set.delete(h);
-      if (!set.size && this.listeners.get(type) === set) this.listeners.delete(type);
+      if (!set.size && this.#listeners.get(type) === set) this.#listeners.delete(type);
     };
   }
 
   subscribe<T = unknown>(topic: string, handler: TopicHandler<T>): () => void {
     const h = handler as TopicHandler<unknown>;
-    const set = this.topics.get(topic);
-    if (!set && this.core) {
-      this.core.subscribe(now(), topic);
-      this.drive();
+    const set = this.#topics.get(topic);
+    const core = this.#core;
+    if (!set && core) {
+      try {
+        check(this, put(core, Input.Subscribe, topic));
+      } finally {
+        this.#drive();
+      }
     }
-    this.topics.set(topic, new Set(set).add(h));
+    this.#topics.set(topic, new Set(set).add(h));
     return () => {
-      const current = this.topics.get(topic);
+      const current = this.#topics.get(topic);
       if (!current?.has(h)) return;
       const rest = new Set(current);
       rest.delete(h);
-      if (rest.size) return void this.topics.set(topic, rest);
-      this.topics.delete(topic);
-      if (this.core) {
-        this.core.unsubscribe(now(), topic);
-        this.drive();
+      if (rest.size) return void this.#topics.set(topic, rest);
+      this.#topics.delete(topic);
+      if (this.#core) {
+        put(this.#core, Input.Unsubscribe, topic);
+        this.#drive();
       }
     };
   }
 
   latest<T = unknown>(topic: string): TopicMessage<T> | undefined {
-    return this.last.get(topic)?.message as TopicMessage<T> | undefined;
+    return this.#last.get(topic)?.message as TopicMessage<T> | undefined;
   }
 
   latestEntry<T = unknown>(topic: string): LatestEntry<T> {
-    const r = this.last.get(topic);
+    const r = this.#last.get(topic);
     if (!r) return NO_ENTRY as LatestEntry<T>;
-    const stale = r.losses !== this.losses;
+    const stale = r.losses !== this.#losses;
     const e = r.entry;
     if (e?.message !== r.message || e.stale !== stale) {
       // `at` is the frame's performance.now(), as epoch ms.
@@ -654,60 +702,58 @@ class Client implements HublinkClient {
     return r.entry as LatestEntry<T>;
   }
 
-  private call(op: (core: Core) => void): void {
-    if (this.closed) {
-      const e = new Error("the client was closed") as HublinkError;
-      e.code = "closed";
-      throw e;
-    }
-    const core = this.core;
-    if (!core) return void this.pending.push(op);
+  /** A fallible call into the core (returning its refusal code), queued until the core is there. */
+  #call(op: (core: Core) => number): void {
+    if (this.#closed) throw hublinkError("closed", "the client was closed");
+    const run = (core: Core) => check(this, op(core));
+    const core = this.#core;
+    if (!core) return void this.#pending.push(run);
     try {
-      op(core);
+      run(core);
     } finally {
-      this.drive();
+      this.#drive();
     }
   }
 
   publish(topic: string, data: unknown): void {
-    this.call((core) => core.publish(now(), topic, data));
+    this.#call((core) => put(core, Input.Publish, topic, NAN, "", data));
   }
 
   send(value: unknown): void {
-    this.call((core) => core.send(now(), value));
+    this.#call((core) => put(core, Input.Send, "", NAN, "", value));
   }
 
   connect(): void {
-    if (this.closed) return;
-    this.wanted = true;
-    if (this.core) {
-      this.core.connect(now());
-      return this.drive();
+    if (this.#closed) return;
+    this.#wanted = true;
+    if (this.#core) {
+      put(this.#core, Input.Connect);
+      return this.#drive();
     }
     // Honest at once: an attempt is under way (its state event follows when the core starts).
     if (this.status.state === "disconnected") this.status = { ...DISCONNECTED, state: "connecting", reason: { name: "requested" } };
-    this.boot.start();
+    this.#boot.start();
   }
 
   reconnectNow(): void {
-    if (!this.core) return this.boot.retryNow();
-    this.core.reconnectNow(now());
-    this.drive();
+    if (!this.#core) return this.#boot.retryNow();
+    put(this.#core, Input.ReconnectNow);
+    this.#drive();
   }
 
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.boot.stop();
-    if (!this.core && this.status.state !== "disconnected") {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#boot.stop();
+    if (!this.#core && this.status.state !== "disconnected") {
       this.emit({ type: "state", from: this.status.state, to: "disconnected", reason: { name: "closed_by_user" }, attempt: 0, retryInMs: null });
     }
-    if (this.core) {
-      this.core.close(now());
+    if (this.#core) {
+      put(this.#core, Input.Close);
       // From a handler, the outer drive loop drains what close queued and releases.
-      if (!this.driving) this.drive();
+      if (!this.#driving) this.#drive();
     }
-    this.pending.length = 0;
+    this.#pending.length = 0;
   }
 }
 
@@ -719,67 +765,71 @@ class Client implements HublinkClient {
  */
 class WasmBoot {
   readonly loaded: Promise<void>;
-  private resolve!: () => void;
-  private loading = false;
-  private stopped = false;
-  private failures = 0;
-  private timer: ReturnType<typeof setTimeout> | undefined;
-  private readonly onOnline = () => this.retryNow();
+  #resolve!: () => void;
+  readonly #client: Client;
+  readonly #options: ClientOptions;
+  #loading = false;
+  #stopped = false;
+  #failures = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #onOnline = () => this.retryNow();
 
-  constructor(private readonly client: Client, private readonly options: ClientOptions) {
-    this.loaded = new Promise((resolve) => (this.resolve = resolve));
+  constructor(client: Client, options: ClientOptions) {
+    this.#client = client;
+    this.#options = options;
+    this.loaded = new Promise((resolve) => (this.#resolve = resolve));
   }
 
   /** Loads (once at a time); the client starts when the module is there. */
   start(): void {
-    if (this.loading || this.stopped || this.timer !== undefined) return;
-    this.loading = true;
-    load(this.options.wasmUrl).then(
-      () => {
-        this.loading = false;
-        this.resolve();
-        this.client.start();
+    if (this.#loading || this.#stopped || this.#timer !== undefined) return;
+    this.#loading = true;
+    load(this.#options.wasmUrl, this.#options.dialect).then(
+      (CoreClass) => {
+        this.#loading = false;
+        this.#resolve();
+        this.#client.start(CoreClass);
       },
       (error: unknown) => {
-        this.loading = false;
-        this.failed(error);
+        this.#loading = false;
+        this.#failed(error);
       },
     );
   }
 
-  private failed(error: unknown): void {
-    if (this.stopped) return;
-    this.failures++;
-    const from = this.client.status.state;
-    const max = this.options.maxAttempts;
-    if (max !== undefined && this.failures >= max) {
-      this.stopped = true;
-      this.client.emit({ type: "state", from, to: "disconnected", reason: { name: "gave_up", attempts: this.failures }, attempt: this.failures, retryInMs: null });
+  #failed(error: unknown): void {
+    if (this.#stopped) return;
+    this.#failures++;
+    const from = this.#client.status.state;
+    const max = this.#options.maxAttempts;
+    if (max !== undefined && this.#failures >= max) {
+      this.#stopped = true;
+      this.#client.emit({ type: "state", from, to: "disconnected", reason: { name: "gave_up", attempts: this.#failures }, attempt: this.#failures, retryInMs: null });
       return;
     }
-    const delay = backoffDelay(this.options, this.failures - 1);
-    this.timer = setTimeout(() => this.retryNow(), delay);
-    globalEvents.addEventListener?.("online", this.onOnline);
+    const delay = backoffDelay(this.#options, this.#failures - 1);
+    this.#timer = setTimeout(() => this.retryNow(), delay);
+    globalEvents.addEventListener?.("online", this.#onOnline);
     const reason: Reason = { name: "connect_failed", message: `the wasm module did not load: ${errorText(error)}` };
-    this.client.emit({ type: "state", from, to: "reconnecting", reason, attempt: this.failures, retryInMs: delay });
+    this.#client.emit({ type: "state", from, to: "reconnecting", reason, attempt: this.#failures, retryInMs: delay });
   }
 
   /** Skips the wait of a pending retry. */
   retryNow(): void {
-    if (this.timer === undefined) return;
-    this.clear();
+    if (this.#timer === undefined) return;
+    this.#clear();
     this.start();
   }
 
   stop(): void {
-    this.stopped = true;
-    this.clear();
+    this.#stopped = true;
+    this.#clear();
   }
 
-  private clear(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    globalEvents.removeEventListener?.("online", this.onOnline);
+  #clear(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    globalEvents.removeEventListener?.("online", this.#onOnline);
   }
 }
 
@@ -789,11 +839,7 @@ class WasmBoot {
  */
 export function createClient(url: string, options: ClientOptions = {}): HublinkClient {
   if (options.dialect !== undefined && !DIALECT_NAMES.includes(options.dialect)) {
-    const e = new Error(
-      `unknown dialect "${options.dialect}": expected one of ${DIALECT_NAMES.join(", ")}`,
-    ) as HublinkError;
-    e.code = "unknown_dialect";
-    throw e;
+    throw hublinkError("unknown_dialect", `unknown dialect "${options.dialect}": expected one of ${DIALECT_NAMES.join(", ")}`);
   }
   const client = new Client(url, options);
   if (options.autoConnect !== false) client.connect();

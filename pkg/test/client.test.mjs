@@ -61,16 +61,32 @@ test("errors carry a code", async () => {
   const { wss, url } = await server();
   const client = createClient(url, { seed: 1 });
   await client.ready;
-  assert.throws(() => client.subscribe("", () => {}), (e) => e.code === "invalid_topic");
+  assert.throws(
+    () => client.subscribe("", () => {}),
+    (e) => e.code === "invalid_topic" && e.message === 'invalid topic "": a topic name cannot be empty',
+  );
   client.close();
   assert.throws(() => client.publish("t", 1), (e) => e.code === "closed");
   wss.close();
   assert.throws(() => createClient(url, { dialect: "nope" }), (e) => e.code === "unknown_dialect");
 });
 
-test("unknown dialect is an error with code unknown_dialect", async () => {
-  const { Core } = await import("../wasm/hublink_wasm.js");
-  assert.throws(() => new Core("nope", { out() {} }, 1), (e) => e.code === "unknown_dialect");
+test("a seed dialect runs in the second wasm module: its messages flow, its refusals name it", async () => {
+  // The machines backend's Go hub: no subscribe frames, one message per frame.
+  const wss = new WebSocketServer({ port: 0, host: "127.0.0.1" });
+  wss.on("connection", (ws) => ws.send(JSON.stringify({ type: "sensor_data", data: { machine_id: "CNC-001", temperature: 71.5 }, timestamp: "2026-12-02T08:00:00Z" })));
+  await new Promise((r) => wss.on("listening", r));
+  const client = createClient(`ws://127.0.0.1:${wss.address().port}/ws/machines`, { dialect: "machines", seed: 1 });
+  const got = [];
+  client.subscribe("sensor_data", (data, m) => got.push([data.temperature, m.kind]));
+  await until(() => got.length === 1);
+  assert.deepEqual(got, [[71.5, "sensor_data"]]);
+  assert.throws(
+    () => client.publish("t", 1),
+    (e) => e.code === "unsupported" && e.message === "the machines dialect cannot publish",
+  );
+  client.close();
+  wss.close();
 });
 
 test("a refused connection backs off on the timer; a handler may close the client", async () => {

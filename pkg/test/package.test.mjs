@@ -10,7 +10,7 @@ test("npm pack builds first (prepack), so a fresh clone does not ship an empty p
   assert.match(pkg.scripts.prepack ?? "", /npm run build/);
 });
 
-test("npm pack lists dist/, wasm/ and the LICENSE files the license field names", () => {
+test("npm pack lists dist/, wasm/, wasm-dialects/ and the LICENSE files the license field names", () => {
   // --ignore-scripts: the build ran before the tests; prepack is checked above.
   const out = execFileSync("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], {
     cwd: new URL("..", import.meta.url),
@@ -25,6 +25,8 @@ test("npm pack lists dist/, wasm/ and the LICENSE files the license field names"
     "wasm/hublink_wasm.js",
     "wasm/hublink_wasm.d.ts",
     "wasm/hublink_wasm_bg.wasm",
+    "wasm-dialects/hublink_wasm.js",
+    "wasm-dialects/hublink_wasm_bg.wasm",
     "LICENSE-MIT",
     "LICENSE-APACHE",
     "README.md",
