@@ -19,10 +19,11 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::auth::{token_from, Claims};
-use crate::broker::{Published, Subscriber};
-use crate::frames::{error_frame, frame, reconnect_frame, Shape};
+use crate::broker::Subscriber;
+use crate::frames::{error_frame, frame, reconnect_frame};
 use crate::metrics::{Endpoint, Metrics};
 use crate::outbox::{Out, Outbox, Pushed};
+use crate::published::{Published, Shape};
 use crate::AppState;
 
 /// Close codes used by the server.

@@ -8,12 +8,14 @@
 //! - [`auth`]: HS256 JWT verification, topic patterns, the actions dialect's room scoping.
 //! - [`history`]: the [`History`](history::History) trait (epochs, `seq`, the bounded
 //!   replay window) and its in-memory implementation.
+//! - [`published`]: a message the broker accepted, and how it looks on each
+//!   endpoint; each shape is serialised once per message and shared by all its
+//!   subscribers.
 //! - [`broker`]: the [`Broker`](broker::Broker) trait (publish, subscribe with atomic
-//!   replay, pattern subscriptions) and [`MemoryBroker`](broker::MemoryBroker), the default.
-//! - [`redis_broker`]: scale-out, `--broker redis`: several nodes share topics and
+//!   replay, pattern subscriptions), [`MemoryBroker`](broker::MemoryBroker), the default,
+//!   and in [`broker::redis`] scale-out, `--broker redis`: several nodes share topics and
 //!   history through Redis (a Lua script per publish, one pub/sub connection per node).
-//! - [`frames`]: how a published message looks on each endpoint; each shape is
-//!   serialised once per message and shared by all its subscribers.
+//! - [`frames`]: the server's own small frames (`error`, `reconnect`).
 //! - `conn`: what every WebSocket endpoint shares: admission (origin, connection
 //!   limit, token), a reader loop and a writer task joined by a bounded queue
 //!   (full queue: close 4009, the broadcast never waits), heartbeats, WebSocket
@@ -58,17 +60,18 @@ pub mod fuzzing;
 pub mod history;
 pub mod metrics;
 mod outbox;
-pub mod redis_broker;
+pub mod published;
 
 pub use config::Config;
 pub use conn::close;
 pub use error::{Error, Result};
 
 use auth::{Claims, Verifier};
-use broker::{Broker, MemoryBroker, Published};
+use broker::{Broker, MemoryBroker};
 use config::BrokerKind;
 use history::MemoryHistory;
 use metrics::Metrics;
+use published::Published;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
@@ -171,15 +174,13 @@ impl AppState {
                 config.history_size,
                 config.history_age,
             )))),
-            BrokerKind::Redis => Arc::new(redis_broker::RedisBroker::new(
-                redis_broker::RedisOptions {
-                    url: config.redis_url.clone(),
-                    prefix: config.redis_prefix.clone(),
-                    node_id: node_id.clone(),
-                    history_size: config.history_size,
-                    history_age: config.history_age,
-                },
-            )?),
+            BrokerKind::Redis => Arc::new(broker::RedisBroker::new(broker::RedisOptions {
+                url: config.redis_url.clone(),
+                prefix: config.redis_prefix.clone(),
+                node_id: node_id.clone(),
+                history_size: config.history_size,
+                history_age: config.history_age,
+            })?),
         };
         let (tx, rx) = watch::channel(false);
         let state = AppState {

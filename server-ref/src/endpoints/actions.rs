@@ -20,10 +20,11 @@ use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 
 use crate::auth::validate_topic;
-use crate::broker::{Published, Subscriber};
+use crate::broker::Subscriber;
 use crate::conn::{admit, parse_batch, short, upgrade, ConnShared, Ctx, DriveOptions, Handler};
-use crate::frames::{iso8601, Shape};
+use crate::frames::iso8601;
 use crate::metrics::Endpoint;
+use crate::published::{Published, Shape};
 use crate::{now_ms, AppState};
 
 /// `GET /api/v1/actions` (also `/actions` and `/dev`, the API Gateway stage path).

@@ -12,13 +12,14 @@ use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 
 use crate::auth::validate_topic;
-use crate::broker::{Published, Subscribed, Subscriber};
+use crate::broker::{Subscribed, Subscriber};
 use crate::conn::{
     admit, close, message_type, parse_batch, short, upgrade, ConnShared, Ctx, DriveOptions, Handler,
 };
-use crate::frames::{frame, Shape};
+use crate::frames::frame;
 use crate::history::{Position, Replay};
 use crate::metrics::{Endpoint, Metrics};
+use crate::published::{Published, Shape};
 use crate::{now_ms, AppState, Error};
 
 /// `GET /ws`.

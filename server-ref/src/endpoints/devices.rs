@@ -21,8 +21,9 @@ use crate::broker::Subscribed;
 use crate::conn::{
     admit, message_type, parse_batch, short, upgrade, Ctx, DriveOptions, Handler, ShapeSubscriber,
 };
-use crate::frames::{iso8601, Shape};
+use crate::frames::iso8601;
 use crate::metrics::Endpoint;
+use crate::published::Shape;
 use crate::{now_ms, AppState};
 
 /// `GET /api/v1/devices/{uuid}/ws`.

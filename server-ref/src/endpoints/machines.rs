@@ -25,8 +25,8 @@ use futures_util::future::BoxFuture;
 
 use crate::auth::validate_topic;
 use crate::conn::{admit, upgrade, Ctx, DriveOptions, Handler, ShapeSubscriber};
-use crate::frames::Shape;
 use crate::metrics::{Endpoint, Metrics};
+use crate::published::Shape;
 use crate::AppState;
 
 /// `GET /ws/machines`.

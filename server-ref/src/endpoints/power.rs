@@ -17,10 +17,11 @@ use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 
 use crate::auth::validate_topic;
-use crate::broker::{Published, Subscriber};
+use crate::broker::Subscriber;
 use crate::conn::{admit, query_map, upgrade, ConnShared, Ctx, DriveOptions, Handler};
-use crate::frames::{iso8601, Shape};
+use crate::frames::iso8601;
 use crate::metrics::{Endpoint, Metrics};
+use crate::published::{Published, Shape};
 use crate::{now_ms, AppState};
 
 /// `GET /api/v1/ws/v2/power`.
