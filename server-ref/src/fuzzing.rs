@@ -54,7 +54,11 @@ impl Session {
         endpoint: Endpoint,
         claims: Option<Claims>,
     ) -> (Session, Output) {
-        let conn = ConnShared::detached(state.next_id(), state.config.send_queue, state.clone());
+        let conn = ConnShared::new(
+            state.next_id(),
+            state.config.send_queue,
+            state.metrics.clone(),
+        );
         let handler = match endpoint {
             Endpoint::Ws => canonical::handler(false),
             Endpoint::Topics => canonical::handler(true),

@@ -34,7 +34,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -45,7 +45,7 @@ use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 pub mod auth;
 pub mod broker;
@@ -59,11 +59,9 @@ pub mod frames;
 pub mod fuzzing;
 pub mod history;
 pub mod metrics;
-mod outbox;
 pub mod published;
 
 pub use config::Config;
-pub use conn::close;
 pub use error::{Error, Result};
 
 use auth::{Claims, Verifier};
@@ -88,15 +86,14 @@ pub struct AppState {
     /// The broker (and, through it, the history).
     pub broker: Arc<dyn Broker>,
     /// Counters for `/metrics`.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// This node's name (`--node-id`, or a random one), in logs and `/healthz`.
     node_id: String,
     verifier: Option<Verifier>,
     jwt_secret: Option<Vec<u8>>,
     publish_key: Option<String>,
     shutdown: watch::Receiver<bool>,
-    live: AtomicUsize,
-    live_changed: Notify,
+    admission: conn::Admission,
     next_id: AtomicU64,
     /// Rooms learnt to belong to a branch (from publications naming both).
     room_branches: Mutex<HashMap<String, String>>,
@@ -188,12 +185,11 @@ impl AppState {
             jwt_secret: secret,
             publish_key,
             node_id,
+            admission: conn::Admission::new(config.max_connections),
             config,
             broker,
-            metrics: Metrics::default(),
+            metrics: Arc::default(),
             shutdown: rx,
-            live: AtomicUsize::new(0),
-            live_changed: Notify::new(),
             next_id: AtomicU64::new(1),
             room_branches: Mutex::new(HashMap::new()),
             demo_devices: Mutex::new(HashMap::new()),
@@ -214,7 +210,7 @@ impl AppState {
 
     /// Open WebSocket connections (counted from admission).
     pub fn live_connections(&self) -> usize {
-        self.live.load(Ordering::Acquire)
+        self.admission.live()
     }
 
     /// Signs claims with the configured secret (for tools and tests).
@@ -436,19 +432,15 @@ pub async fn run_with_state(
     tracing::info!("shutting down: asking clients to reconnect later");
     let _ = shutdown_tx.send(true);
 
-    let deadline = tokio::time::Instant::now() + state.config.shutdown_grace;
-    while state.live_connections() > 0 {
-        let notified = state.live_changed.notified();
-        if state.live_connections() == 0 {
-            break;
-        }
-        if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            tracing::warn!(
-                left = state.live_connections(),
-                "shutdown grace over with connections still open"
-            );
-            break;
-        }
+    if !state
+        .admission
+        .all_closed(state.config.shutdown_grace)
+        .await
+    {
+        tracing::warn!(
+            left = state.live_connections(),
+            "shutdown grace over with connections still open"
+        );
     }
     pruner.abort();
     demo::stop(&state);

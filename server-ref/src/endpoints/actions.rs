@@ -19,9 +19,10 @@ use axum::response::Response;
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 
+use super::wire::{parse_batch, short};
 use crate::auth::validate_topic;
 use crate::broker::Subscriber;
-use crate::conn::{admit, parse_batch, short, upgrade, ConnShared, Ctx, DriveOptions, Handler};
+use crate::conn::{admit, upgrade, ConnShared, Ctx, DriveOptions, Handler};
 use crate::frames::iso8601;
 use crate::metrics::Endpoint;
 use crate::published::{Published, Shape};

@@ -9,13 +9,13 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::future::BoxFuture;
+use hublink_core::protocol::{close_code, SUBPROTOCOL};
 use serde_json::{json, Value};
 
+use super::wire::{message_type, parse_batch, short};
 use crate::auth::validate_topic;
 use crate::broker::{Subscribed, Subscriber};
-use crate::conn::{
-    admit, close, message_type, parse_batch, short, upgrade, ConnShared, Ctx, DriveOptions, Handler,
-};
+use crate::conn::{admit, upgrade, ConnShared, Ctx, DriveOptions, Handler};
 use crate::frames::frame;
 use crate::history::{Position, Replay};
 use crate::metrics::{Endpoint, Metrics};
@@ -110,7 +110,7 @@ impl Subscriber for StreamSubscriber {
                 "retry_after": 0,
             }));
             self.conn
-                .close(close::RESTART, "stream interrupted", Some(f));
+                .close(close_code::RESTART, "stream interrupted", Some(f));
         }
     }
 }
@@ -157,7 +157,7 @@ impl Handler for Canonical {
                     "client_id": client_id(),
                     "heartbeat_interval": ctx.state.config.heartbeat_interval.as_secs_f64(),
                     "server_time": now_ms(),
-                    "protocol": "hublink.v1",
+                    "protocol": SUBPROTOCOL,
                 }));
             }
         })

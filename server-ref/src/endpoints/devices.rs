@@ -16,11 +16,10 @@ use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 
+use super::wire::{message_type, parse_batch, short};
 use crate::auth::validate_topic;
 use crate::broker::Subscribed;
-use crate::conn::{
-    admit, message_type, parse_batch, short, upgrade, Ctx, DriveOptions, Handler, ShapeSubscriber,
-};
+use crate::conn::{admit, upgrade, Ctx, DriveOptions, Handler, ShapeSubscriber};
 use crate::frames::iso8601;
 use crate::metrics::Endpoint;
 use crate::published::Shape;

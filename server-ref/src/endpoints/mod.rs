@@ -6,3 +6,4 @@ pub(crate) mod devices;
 pub(crate) mod machines;
 pub(crate) mod power;
 pub(crate) mod publish;
+mod wire;

@@ -16,9 +16,10 @@ use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 
+use super::wire::query_map;
 use crate::auth::validate_topic;
 use crate::broker::Subscriber;
-use crate::conn::{admit, query_map, upgrade, ConnShared, Ctx, DriveOptions, Handler};
+use crate::conn::{admit, upgrade, ConnShared, Ctx, DriveOptions, Handler};
 use crate::frames::iso8601;
 use crate::metrics::{Endpoint, Metrics};
 use crate::published::{Published, Shape};
