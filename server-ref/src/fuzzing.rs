@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::auth::Claims;
 use crate::conn::{ConnShared, Ctx, Handler};
 use crate::endpoints::{actions, canonical};
-use crate::AppState;
+use crate::state::AppState;
 
 /// Which endpoint's parser a [`Session`] drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,7 +19,8 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 use crate::published::Published;
-use crate::{now_ms, Result};
+use crate::time::now_ms;
+use crate::Result;
 
 /// A position in a topic's stream: the `seq` of the last message in `epoch`.
 #[derive(Debug, Clone, PartialEq, Eq)]

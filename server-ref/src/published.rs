@@ -9,7 +9,8 @@ use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::frames::{iso8601, to_frame};
+use crate::frames::to_frame;
+use crate::time::iso8601;
 
 /// How many rendered shapes a message can have (see [`Shape`]).
 const SHAPES: usize = 6;

@@ -10,9 +10,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
-use crate::auth::pattern_matches;
 use crate::broker::Subscriber;
 use crate::published::Published;
+use crate::topic::pattern_matches;
 
 /// The subscribers of one pattern.
 struct Group {

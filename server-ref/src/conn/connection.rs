@@ -15,14 +15,14 @@ use hublink_core::protocol::close_code;
 use tokio::task::JoinHandle;
 use tungstenite::protocol::frame::coding::CloseCode;
 
-use super::admission::ConnPermit;
+use super::limit::ConnPermit;
 use super::shared::ConnShared;
 use super::{writer, Ctx, DriveOptions, Handler};
 use crate::auth::Claims;
 use crate::config::Config;
 use crate::frames::reconnect_frame;
 use crate::metrics::Metrics;
-use crate::AppState;
+use crate::state::AppState;
 
 /// Inbound messages allowed per second, refilled continuously, with a burst.
 struct TokenBucket {

@@ -1,7 +1,8 @@
 //! The per-connection machinery shared by every endpoint.
 //!
-//! - `admission`: origin, shutdown, connection limit (a semaphore) and token,
-//!   before the upgrade.
+//! - `admission`: origin, shutdown, connection limit and token, before the
+//!   upgrade.
+//! - `limit`: the connection limit, a semaphore.
 //! - `connection`: the reader loop, a `select!` whose inputs each go to one
 //!   `handle_*`: frames (size, UTF-8 and rate checks), heartbeats, pings,
 //!   the stale deadline, shutdown.
@@ -26,15 +27,17 @@ use crate::broker::Subscriber;
 use crate::frames::{error_frame, frame};
 use crate::metrics::{Endpoint, Metrics};
 use crate::published::{Published, Shape};
-use crate::AppState;
+use crate::state::AppState;
 
 mod admission;
 mod connection;
+pub(crate) mod limit;
 mod queue;
 mod shared;
 mod writer;
 
-pub(crate) use admission::{admit, Admission, ConnPermit};
+pub(crate) use admission::admit;
+pub(crate) use limit::ConnPermit;
 pub(crate) use shared::ConnShared;
 
 /// A subscriber that queues one shape of every message.
@@ -123,7 +126,7 @@ impl Ctx {
         if self.iso_errors {
             frame(&serde_json::json!({
                 "type": "error", "code": code, "message": message,
-                "timestamp": crate::frames::iso8601(crate::now_ms()),
+                "timestamp": crate::time::iso8601(crate::time::now_ms()),
                 "recoverable": recoverable, "error_count": self.errors,
             }))
         } else {

@@ -13,14 +13,16 @@ use hublink_core::protocol::{close_code, SUBPROTOCOL};
 use serde_json::{json, Value};
 
 use super::wire::{message_type, parse_batch, short};
-use crate::auth::validate_topic;
 use crate::broker::{Subscribed, Subscriber};
 use crate::conn::{admit, upgrade, ConnShared, Ctx, DriveOptions, Handler};
 use crate::frames::frame;
 use crate::history::{Position, Replay};
 use crate::metrics::{Endpoint, Metrics};
 use crate::published::{Published, Shape};
-use crate::{now_ms, AppState, Error};
+use crate::state::AppState;
+use crate::time::now_ms;
+use crate::topic::validate_topic;
+use crate::Error;
 
 /// `GET /ws`.
 pub(crate) async fn ws(
@@ -261,7 +263,7 @@ impl Canonical {
                     Ok(s) => s,
                     Err(e) => return self.nack(ctx, topic, "invalid_message", &e),
                 };
-                if let Err(e) = ctx.state.may_subscribe(ctx.claims.as_ref(), topic) {
+                if let Err(e) = ctx.state.policy.may_subscribe(ctx.claims.as_ref(), topic) {
                     return self.nack(ctx, topic, "forbidden", &e.to_string());
                 }
                 if !self.subs.contains(topic)
@@ -350,7 +352,7 @@ impl Canonical {
                 let Some(data) = v.get("data") else {
                     return ctx.error("invalid_message", "publish: field \"data\" is missing");
                 };
-                if let Err(e) = ctx.state.may_publish(ctx.claims.as_ref(), topic) {
+                if let Err(e) = ctx.state.policy.may_publish(ctx.claims.as_ref(), topic) {
                     return ctx.error("forbidden", &e.to_string());
                 }
                 let size = data.to_string().len();

@@ -14,7 +14,8 @@ use super::keys::Keys;
 use super::scripts;
 use crate::history::{new_epoch, History, Position, Replay};
 use crate::published::Published;
-use crate::{now_ms, Error, Result};
+use crate::time::now_ms;
+use crate::{Error, Result};
 
 /// Longest wait for one Redis operation before it counts as failed.
 pub(super) const OP_TIMEOUT: Duration = Duration::from_millis(1500);
