@@ -1,4 +1,5 @@
-//! JWT verification (HS256), topic patterns and the actions dialect's room scoping.
+//! JWT verification (HS256): the claims hublink-server reads, and where a
+//! request carries its token. What the claims allow is [`crate::policy`]'s.
 
 use axum::http::HeaderMap;
 use jsonwebtoken::{decode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -80,32 +81,6 @@ impl TryFrom<RawClaims> for Claims {
             exp: r.exp,
             nbf: r.nbf,
         })
-    }
-}
-
-impl Claims {
-    /// Whether these claims allow subscribing to `topic` (the `topics` claim, and
-    /// room scoping for `room:` topics).
-    pub fn may_subscribe(&self, topic: &str) -> Result<()> {
-        if let Some(room) = topic.strip_prefix("room:") {
-            room_allowed(Some(self), room, None)?;
-        }
-        match &self.topics {
-            Some(patterns) if !patterns.iter().any(|p| pattern_matches(p, topic)) => Err(
-                Error::Forbidden(format!("topic {topic:?} not allowed by token")),
-            ),
-            _ => Ok(()),
-        }
-    }
-
-    /// Whether these claims allow publishing to `topic`.
-    pub fn may_publish(&self, topic: &str) -> Result<()> {
-        match &self.publish {
-            Some(patterns) if patterns.iter().any(|p| pattern_matches(p, topic)) => Ok(()),
-            _ => Err(Error::Forbidden(format!(
-                "publishing to topic {topic:?} not allowed by token"
-            ))),
-        }
     }
 }
 
@@ -201,150 +176,9 @@ pub fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Matches a topic against a pattern: segments split on `.`, `*` matches one
-/// whole segment, a trailing `**` matches the rest (one or more segments); a
-/// pattern segment ending in `*` (like `central_*`) matches segments with that prefix.
-pub fn pattern_matches(pattern: &str, topic: &str) -> bool {
-    if pattern == "**" {
-        return true;
-    }
-    let mut p = pattern.split('.');
-    let mut t = topic.split('.');
-    loop {
-        match (p.next(), t.next()) {
-            (Some("**"), Some(_)) => return true,
-            (Some(ps), Some(ts)) => {
-                let ok = if ps == "*" {
-                    true
-                } else if let Some(prefix) = ps.strip_suffix('*') {
-                    ts.starts_with(prefix)
-                } else {
-                    ps == ts
-                };
-                if !ok {
-                    return false;
-                }
-            }
-            (None, None) => return true,
-            _ => return false,
-        }
-    }
-}
-
-/// Validates a topic name: 1 to `max_len` bytes of `[A-Za-z0-9_.:-*/@]`.
-pub fn validate_topic(topic: &str, max_len: usize) -> Result<()> {
-    if topic.is_empty() {
-        return Err(Error::InvalidTopic("topic is empty".into()));
-    }
-    if topic.len() > max_len {
-        return Err(Error::InvalidTopic(format!(
-            "topic {:?}... is {} bytes, over the limit of {max_len}",
-            topic.chars().take(32).collect::<String>(),
-            topic.len()
-        )));
-    }
-    if let Some(c) = topic
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "_.:-*/@".contains(*c)))
-    {
-        return Err(Error::InvalidTopic(format!(
-            "topic {topic:?} has the character {c:?}, outside [A-Za-z0-9_.:-*/@]"
-        )));
-    }
-    Ok(())
-}
-
-/// Room scoping of the actions dialect. `branch:{b}` needs the token's branch,
-/// `role:{r}:{b}` its role and branch, `user:{u}` its subject; any other room
-/// (`order:{id}`, `machine:{id}`, ...) is allowed unless it is known to belong to
-/// another branch (`known_branch`, learnt from publications).
-pub fn room_allowed(claims: Option<&Claims>, room: &str, known_branch: Option<&str>) -> Result<()> {
-    let claims = claims.ok_or_else(|| Error::Forbidden(format!("room {room:?} needs a token")))?;
-    let branch = claims.branch.as_deref();
-    let deny = |why: &str| Err(Error::Forbidden(format!("room {room:?}: {why}")));
-    let (kind, rest) = room.split_once(':').ok_or_else(|| Error::InvalidRoom {
-        room: room.to_string(),
-        reason: "expected kind:id, like branch:abc or order:123",
-    })?;
-    if rest.is_empty() {
-        return Err(Error::InvalidRoom {
-            room: room.to_string(),
-            reason: "the id after the colon is empty",
-        });
-    }
-    match kind {
-        "branch" => {
-            if Some(rest) != branch {
-                return deny("another branch's room");
-            }
-        }
-        "role" => {
-            let (r, b) = rest.split_once(':').unwrap_or((rest, ""));
-            if Some(b) != branch {
-                return deny("another branch's room");
-            }
-            if Some(r) != claims.role.as_deref() {
-                return deny("another role's room");
-            }
-        }
-        "user" => {
-            if Some(rest) != claims.sub.as_deref() {
-                return deny("another user's room");
-            }
-        }
-        _ => {
-            if let Some(kb) = known_branch {
-                if Some(kb) != branch {
-                    return deny("belongs to another branch");
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn patterns() {
-        assert!(pattern_matches("machines.*", "machines.CNC-001"));
-        assert!(!pattern_matches("machines.*", "machines.a.b"));
-        assert!(pattern_matches("machines.**", "machines.a.b"));
-        assert!(!pattern_matches("machines.**", "machines"));
-        assert!(pattern_matches("central_*", "central_ABC"));
-        assert!(pattern_matches("orders", "orders"));
-        assert!(!pattern_matches("orders", "orders2"));
-    }
-
-    #[test]
-    fn topics_validate() {
-        assert!(validate_topic("machines.CNC-001", 256).is_ok());
-        assert!(validate_topic("room:branch:b1", 256).is_ok());
-        let e = validate_topic("a b", 256).unwrap_err().to_string();
-        assert!(e.contains("\"a b\""), "{e}");
-        assert!(validate_topic("", 256).is_err());
-        assert!(validate_topic(&"x".repeat(257), 256).is_err());
-    }
-
-    #[test]
-    fn rooms() {
-        let c = Claims {
-            sub: Some("u1".into()),
-            branch: Some("b1".into()),
-            role: Some("admin".into()),
-            ..Claims::default()
-        };
-        assert!(room_allowed(Some(&c), "branch:b1", None).is_ok());
-        assert!(room_allowed(Some(&c), "branch:b2", None).is_err());
-        assert!(room_allowed(Some(&c), "role:admin:b1", None).is_ok());
-        assert!(room_allowed(Some(&c), "role:admin:b2", None).is_err());
-        assert!(room_allowed(Some(&c), "user:u2", None).is_err());
-        assert!(room_allowed(Some(&c), "order:9", None).is_ok());
-        assert!(room_allowed(Some(&c), "order:9", Some("b2")).is_err());
-        assert!(room_allowed(Some(&c), "nocolon", None).is_err());
-    }
 
     #[test]
     fn seed_claim_names() {

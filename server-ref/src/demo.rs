@@ -5,13 +5,14 @@
 //! `system-info`, `processes`, `history` and `network-interfaces` streams at
 //! the documented periods (30 s, 60 s, 30 s, 30 s; `--demo-device-speedup`).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::frames::iso8601;
-use crate::{now_ms, AppState};
+use crate::state::{AppState, DemoCredentials, DeviceFeeds};
+use crate::time::{iso8601, now_ms};
 
 fn jitter(base: f64, spread: f64) -> f64 {
     base + (fastrand::f64() - 0.5) * 2.0 * spread
@@ -36,18 +37,58 @@ fn round(x: f64, digits: i32) -> f64 {
     (x * p).round() / p
 }
 
-/// Starts the feeds (runs until the runtime stops or [`stop`]).
-pub(crate) fn start(state: Arc<AppState>) {
+/// Starts the feeds (they run until the runtime stops) and installs the
+/// per-device feeds, which run while someone watches the device.
+pub(crate) fn start(state: &Arc<AppState>) {
     tokio::spawn(machines(state.clone()));
     tokio::spawn(power(state.clone()));
     tokio::spawn(orders(state.clone()));
+    state.set_device_feeds(Arc::new(Devices {
+        state: Arc::downgrade(state),
+        watched: Mutex::new(HashMap::new()),
+    }));
 }
 
-/// Stops the per-device feeds.
-pub(crate) fn stop(state: &AppState) {
-    let mut d = state.demo_devices.lock().unwrap_or_else(|e| e.into_inner());
-    for (_, (_, h)) in d.drain() {
-        h.abort();
+/// The demo's own state: the devices someone watches, each with its watchers
+/// and its feed. It holds the application state weakly, as the state holds it.
+struct Devices {
+    state: Weak<AppState>,
+    watched: Mutex<HashMap<String, (usize, tokio::task::JoinHandle<()>)>>,
+}
+
+impl DeviceFeeds for Devices {
+    /// Starts the device's feed for its first watcher.
+    fn watched(&self, uuid: &str) {
+        let Some(state) = self.state.upgrade() else {
+            return;
+        };
+        let mut d = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((n, _)) = d.get_mut(uuid) {
+            *n += 1;
+            return;
+        }
+        let h = tokio::spawn(device_feed(state, uuid.to_string()));
+        d.insert(uuid.to_string(), (1, h));
+    }
+
+    /// Stops the device's feed after its last watcher.
+    fn unwatched(&self, uuid: &str) {
+        let mut d = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((n, _)) = d.get_mut(uuid) {
+            *n -= 1;
+            if *n == 0 {
+                if let Some((_, h)) = d.remove(uuid) {
+                    h.abort();
+                }
+            }
+        }
+    }
+
+    fn stop(&self) {
+        let mut d = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, (_, h)) in d.drain() {
+            h.abort();
+        }
     }
 }
 
@@ -204,36 +245,6 @@ async fn orders(state: Arc<AppState>) {
     }
 }
 
-/// A devices client connected: start the device's feed if it is the first.
-pub(crate) fn device_connected(state: &Arc<AppState>, uuid: &str) {
-    if !state.config.demo {
-        return;
-    }
-    let mut d = state.demo_devices.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((n, _)) = d.get_mut(uuid) {
-        *n += 1;
-        return;
-    }
-    let h = tokio::spawn(device_feed(state.clone(), uuid.to_string()));
-    d.insert(uuid.to_string(), (1, h));
-}
-
-/// A devices client left: stop the device's feed after the last one.
-pub(crate) fn device_disconnected(state: &AppState, uuid: &str) {
-    if !state.config.demo {
-        return;
-    }
-    let mut d = state.demo_devices.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((n, _)) = d.get_mut(uuid) {
-        *n -= 1;
-        if *n == 0 {
-            if let Some((_, h)) = d.remove(uuid) {
-                h.abort();
-            }
-        }
-    }
-}
-
 async fn device_feed(state: Arc<AppState>, uuid: String) {
     let speed = state.config.demo_device_speedup.max(0.001);
     let period = |s: f64| Duration::from_secs_f64(s / speed);
@@ -266,6 +277,24 @@ async fn device_feed(state: Arc<AppState>, uuid: String) {
                     {"pid": 1, "name": "systemd", "cpu": 0.1, "mem": 0.2}]}), None).await;
             }
         }
+    }
+}
+
+/// Prints what `--demo` generated, and where to connect.
+pub(crate) fn announce(state: &AppState, creds: &DemoCredentials, addr: std::net::SocketAddr) {
+    println!("hublink-server demo mode on http://{addr}");
+    if let Some(s) = &creds.jwt_secret {
+        println!("  generated dev JWT secret (HUBLINK_JWT_SECRET): {s}");
+    }
+    if let Some(t) = &creds.token {
+        println!(
+            "  demo token (sub demo-user, branch {}, role admin): {t}",
+            state.config.demo_branch
+        );
+        println!("  actions endpoint: ws://{addr}/api/v1/actions?token={t}");
+    }
+    if let Some(k) = &creds.publish_key {
+        println!("  generated publish key (HUBLINK_PUBLISH_KEY): {k}");
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::auth::Claims;
 use crate::conn::{ConnShared, Ctx, Handler};
 use crate::endpoints::{actions, canonical};
-use crate::AppState;
+use crate::state::AppState;
 
 /// Which endpoint's parser a [`Session`] drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +54,11 @@ impl Session {
         endpoint: Endpoint,
         claims: Option<Claims>,
     ) -> (Session, Output) {
-        let conn = ConnShared::detached(state.next_id(), state.config.send_queue, state.clone());
+        let conn = ConnShared::new(
+            state.next_id(),
+            state.config.send_queue,
+            state.metrics.clone(),
+        );
         let handler = match endpoint {
             Endpoint::Ws => canonical::handler(false),
             Endpoint::Topics => canonical::handler(true),

@@ -6,7 +6,7 @@
 //! with its delivery, so it is the broker's job. [`MemoryBroker`] appends through
 //! [`MemoryHistory::append`] under the topic's lock; the Redis broker appends,
 //! assigns the `seq` and announces the message in one Lua script
-//! ([`crate::redis_broker`]).
+//! ([`crate::broker::redis`]).
 //!
 //! [`MemoryBroker`]: crate::broker::MemoryBroker
 
@@ -18,8 +18,9 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 
-use crate::broker::Published;
-use crate::{now_ms, Result};
+use crate::published::Published;
+use crate::time::now_ms;
+use crate::Result;
 
 /// A position in a topic's stream: the `seq` of the last message in `epoch`.
 #[derive(Debug, Clone, PartialEq, Eq)]

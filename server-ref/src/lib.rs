@@ -4,24 +4,33 @@
 //!
 //! # Layout
 //!
+//! - `lib.rs` (this file): the front door: [`app`], [`run`], [`Error`], [`Result`].
 //! - [`config`]: every flag (`clap`), each also settable as `HUBLINK_*`.
-//! - [`auth`]: HS256 JWT verification, topic patterns, the actions dialect's room scoping.
+//! - [`state`]: [`AppState`], what every handler shares, built from the config.
+//! - [`policy`]: who may subscribe and publish where, anonymous endpoints, the
+//!   actions dialect's room scoping and the room-to-branch map it learns.
+//! - [`auth`]: HS256 JWT verification and where a request carries its token.
+//! - [`topic`]: valid topic names and how patterns match them.
+//! - [`time`]: milliseconds since the epoch and RFC 3339.
+//! - [`published`]: a message the broker accepted, and how it looks on each
+//!   endpoint; each shape is serialised once per message and shared by all its
+//!   subscribers.
 //! - [`history`]: the [`History`](history::History) trait (epochs, `seq`, the bounded
 //!   replay window) and its in-memory implementation.
 //! - [`broker`]: the [`Broker`](broker::Broker) trait (publish, subscribe with atomic
-//!   replay, pattern subscriptions) and [`MemoryBroker`](broker::MemoryBroker), the default.
-//! - [`redis_broker`]: scale-out, `--broker redis`: several nodes share topics and
-//!   history through Redis (a Lua script per publish, one pub/sub connection per node).
-//! - [`frames`]: how a published message looks on each endpoint; each shape is
-//!   serialised once per message and shared by all its subscribers.
-//! - `conn`: what every WebSocket endpoint shares: admission (origin, connection
-//!   limit, token), a reader loop and a writer task joined by a bounded queue
-//!   (full queue: close 4009, the broadcast never waits), heartbeats, WebSocket
-//!   pings, stale cleanup (4008), rate limit (4029), size limit (1009), graceful
-//!   shutdown (`reconnect`, then 1012).
-//! - `endpoints`: one module per protocol: `canonical` (`/ws` and the topics
-//!   dialect `/api/v1/ws/`), `machines`, `devices`, `actions`, `power`, and the HTTP
-//!   publish API.
+//!   replay, pattern subscriptions), [`MemoryBroker`](broker::MemoryBroker), the default,
+//!   the pattern registry both share, and in [`broker::redis`] scale-out, `--broker
+//!   redis`: several nodes share topics and history through Redis (a Lua script per
+//!   publish, one pub/sub connection per node).
+//! - [`frames`]: the server's own small frames (`error`, `reconnect`).
+//! - `conn/`: what every WebSocket endpoint shares: `admission` (origin, connection
+//!   limit, token), the `connection` loop, the `queue` (full: close 4009, the
+//!   broadcast never waits), the `writer` task; heartbeats, WebSocket pings, stale
+//!   cleanup (4008), rate limit (4029), size limit (1009), graceful shutdown
+//!   (`reconnect`, then 1012).
+//! - `endpoints/`: one module per protocol: `canonical` (`/ws` and the topics
+//!   dialect `/api/v1/ws/`), `machines`, `devices`, `actions`, `power`, the HTTP
+//!   `publish` API and `status` (`/healthz`, `/metrics`); `wire` reads client JSON.
 //! - [`metrics`]: atomics rendered as Prometheus text at `/metrics`.
 //! - `demo`: simulated feeds for `--demo`.
 //!
@@ -30,20 +39,14 @@
 //! [`run`] serves a bound listener until `shutdown` completes, mini-redis style;
 //! tests bind `127.0.0.1:0`. [`app`] builds the same router for a given state.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
-use axum::response::IntoResponse;
 use axum::routing::{any, get, post};
-use axum::{Json, Router};
-use serde_json::{json, Value};
+use axum::Router;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 pub mod auth;
 pub mod broker;
@@ -57,261 +60,16 @@ pub mod frames;
 pub mod fuzzing;
 pub mod history;
 pub mod metrics;
-mod outbox;
-pub mod redis_broker;
+pub mod policy;
+pub mod published;
+pub mod state;
+pub mod time;
+pub mod topic;
 
 pub use config::Config;
-pub use conn::close;
 pub use error::{Error, Result};
-
-use auth::{Claims, Verifier};
-use broker::{Broker, MemoryBroker, Published};
-use config::BrokerKind;
-use history::MemoryHistory;
-use metrics::Metrics;
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// Everything the handlers share.
-pub struct AppState {
-    /// The configuration the server runs with.
-    pub config: Config,
-    /// The broker (and, through it, the history).
-    pub broker: Arc<dyn Broker>,
-    /// Counters for `/metrics`.
-    pub metrics: Metrics,
-    /// This node's name (`--node-id`, or a random one), in logs and `/healthz`.
-    node_id: String,
-    verifier: Option<Verifier>,
-    jwt_secret: Option<Vec<u8>>,
-    publish_key: Option<String>,
-    shutdown: watch::Receiver<bool>,
-    live: AtomicUsize,
-    live_changed: Notify,
-    next_id: AtomicU64,
-    /// Rooms learnt to belong to a branch (from publications naming both).
-    room_branches: Mutex<HashMap<String, String>>,
-    demo_devices: Mutex<HashMap<String, (usize, tokio::task::JoinHandle<()>)>>,
-    started: Instant,
-}
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").finish_non_exhaustive()
-    }
-}
-
-/// What `--demo` generated because it was not configured.
-#[derive(Debug, Clone, Default)]
-pub struct DemoCredentials {
-    /// The generated JWT secret, when none was configured.
-    pub jwt_secret: Option<String>,
-    /// A token for the demo user (branch `--demo-branch`, role admin, may publish).
-    pub token: Option<String>,
-    /// The generated publish API key, when none was configured.
-    pub publish_key: Option<String>,
-}
-
-fn random_key(len: usize) -> String {
-    (0..len).map(|_| fastrand::alphanumeric()).collect()
-}
-
-impl AppState {
-    /// State for `config` with the broker it names (`--broker`; the Redis one must
-    /// be created within a tokio runtime). The returned sender starts a graceful
-    /// shutdown when it sends `true` (or is dropped).
-    pub fn new(
-        mut config: Config,
-    ) -> Result<(Arc<AppState>, watch::Sender<bool>, DemoCredentials)> {
-        let mut creds = DemoCredentials::default();
-        let mut secret = config.load_jwt_secret()?;
-        if config.demo && secret.is_none() {
-            let s = random_key(32);
-            creds.jwt_secret = Some(s.clone());
-            secret = Some(s.into_bytes());
-            // The seed frontends other than the actions one send no token.
-            for e in ["ws", "topics", "machines", "devices", "power"] {
-                if !config.anonymous_endpoints.iter().any(|x| x == e) {
-                    config.anonymous_endpoints.push(e.to_string());
-                }
-            }
-        }
-        let mut publish_key = config.publish_key.clone().filter(|k| !k.is_empty());
-        if config.demo && publish_key.is_none() {
-            let k = random_key(24);
-            creds.publish_key = Some(k.clone());
-            publish_key = Some(k);
-        }
-        if config.demo {
-            if let Some(s) = &secret {
-                let claims = Claims {
-                    sub: Some("demo-user".into()),
-                    branch: Some(config.demo_branch.clone()),
-                    role: Some("admin".into()),
-                    topics: None,
-                    publish: Some(vec!["**".into()]),
-                    exp: Some(now_ms() / 1000 + 30 * 86_400),
-                    nbf: None,
-                };
-                creds.token = Some(auth::sign(s, &claims)?);
-            }
-        }
-        let node_id = config
-            .node_id
-            .clone()
-            .unwrap_or_else(|| format!("node-{}", random_key(6).to_lowercase()));
-        let broker: Arc<dyn Broker> = match config.broker {
-            BrokerKind::Memory => Arc::new(MemoryBroker::new(Arc::new(MemoryHistory::new(
-                config.history_size,
-                config.history_age,
-            )))),
-            BrokerKind::Redis => Arc::new(redis_broker::RedisBroker::new(
-                redis_broker::RedisOptions {
-                    url: config.redis_url.clone(),
-                    prefix: config.redis_prefix.clone(),
-                    node_id: node_id.clone(),
-                    history_size: config.history_size,
-                    history_age: config.history_age,
-                },
-            )?),
-        };
-        let (tx, rx) = watch::channel(false);
-        let state = AppState {
-            verifier: secret.as_deref().map(Verifier::new),
-            jwt_secret: secret,
-            publish_key,
-            node_id,
-            config,
-            broker,
-            metrics: Metrics::default(),
-            shutdown: rx,
-            live: AtomicUsize::new(0),
-            live_changed: Notify::new(),
-            next_id: AtomicU64::new(1),
-            room_branches: Mutex::new(HashMap::new()),
-            demo_devices: Mutex::new(HashMap::new()),
-            started: Instant::now(),
-        };
-        Ok((Arc::new(state), tx, creds))
-    }
-
-    /// This node's name: `--node-id`, or the random one it was given.
-    pub fn node_id(&self) -> &str {
-        &self.node_id
-    }
-
-    /// A fresh connection id.
-    pub(crate) fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Open WebSocket connections (counted from admission).
-    pub fn live_connections(&self) -> usize {
-        self.live.load(Ordering::Acquire)
-    }
-
-    /// Signs claims with the configured secret (for tools and tests).
-    pub fn sign(&self, claims: &Claims) -> Result<String> {
-        let s = self
-            .jwt_secret
-            .as_deref()
-            .ok_or_else(|| Error::Config("no JWT secret configured".into()))?;
-        auth::sign(s, claims)
-    }
-
-    fn known_branch(&self, room: &str) -> Option<String> {
-        self.room_branches
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(room)
-            .cloned()
-    }
-
-    /// Whether `claims` may subscribe to `topic` (`None`: anonymous).
-    pub(crate) fn may_subscribe(&self, claims: Option<&Claims>, topic: &str) -> Result<()> {
-        match claims {
-            Some(c) => {
-                if let Some(room) = topic.strip_prefix("room:") {
-                    auth::room_allowed(Some(c), room, self.known_branch(room).as_deref())?;
-                }
-                c.may_subscribe(topic)
-            }
-            None if self.verifier.is_some() && topic.starts_with("room:") => Err(Error::Forbidden(
-                format!("topic {topic:?} is a room and needs a token"),
-            )),
-            None => Ok(()),
-        }
-    }
-
-    /// Whether a client with `claims` may publish to `topic`.
-    pub(crate) fn may_publish(&self, claims: Option<&Claims>, topic: &str) -> Result<()> {
-        match claims {
-            Some(c) => {
-                if let Some(room) = topic.strip_prefix("room:") {
-                    auth::room_allowed(Some(c), room, self.known_branch(room).as_deref())?;
-                }
-                c.may_publish(topic)
-            }
-            None if self.config.anonymous_publish => Ok(()),
-            None => Err(Error::Forbidden(format!(
-                "publishing to {topic:?} needs a token with a \"publish\" claim (or --anonymous-publish)"
-            ))),
-        }
-    }
-
-    /// Publishes through the broker, counting it.
-    pub async fn publish(
-        &self,
-        topic: &str,
-        data: Value,
-        event_id: Option<u64>,
-    ) -> Result<Arc<Published>> {
-        let r = self.broker.publish(topic, data, event_id).await;
-        match &r {
-            Ok(_) => Metrics::inc(&self.metrics.published),
-            Err(_) => Metrics::inc(&self.metrics.publish_failures),
-        }
-        r
-    }
-
-    /// Publishes one event to several rooms (topics `room:{room}`), so a
-    /// connection in several of them gets it once. Rooms published together with
-    /// a `branch:{b}` room are remembered as belonging to branch `b`.
-    pub async fn publish_event(
-        &self,
-        rooms: &[String],
-        ty: &str,
-        data: Value,
-    ) -> Result<Vec<Arc<Published>>> {
-        if let Some(branch) = rooms.iter().find_map(|r| r.strip_prefix("branch:")) {
-            let mut map = self.room_branches.lock().unwrap_or_else(|e| e.into_inner());
-            for r in rooms
-                .iter()
-                .filter(|r| !r.starts_with("branch:") && !r.starts_with("role:"))
-            {
-                if map.len() < 100_000 || map.contains_key(r) {
-                    map.insert(r.clone(), branch.to_string());
-                }
-            }
-        }
-        let event_id = self.next_id();
-        let payload = json!({"type": ty, "data": data});
-        let mut out = Vec::with_capacity(rooms.len());
-        for r in rooms {
-            out.push(
-                self.publish(&format!("room:{r}"), payload.clone(), Some(event_id))
-                    .await?,
-            );
-        }
-        Ok(out)
-    }
-}
+pub use state::{AppState, DemoCredentials};
+pub use time::now_ms;
 
 /// The router: every endpoint of the server, for `state`.
 pub fn app(state: Arc<AppState>) -> Router {
@@ -335,43 +93,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/v1/ws/v2/health", any(endpoints::power::health))
         .route("/api/publish", post(endpoints::publish::publish))
         .route("/api/publish/batch", post(endpoints::publish::batch))
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(endpoints::status::healthz))
+        .route("/metrics", get(endpoints::status::metrics_text))
         .with_state(state)
-}
-
-/// `GET /healthz`: 200 when the node can serve; 503 with a `reason` when its
-/// broker's backend (Redis) is unreachable or unusable, while its connections
-/// stay open. `node_id` names the node.
-async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let broker = state.broker.status();
-    let mut body = json!({
-        "status": if *state.shutdown.borrow() { "shutting_down" } else if broker.up { "ok" } else { "degraded" },
-        "connections": state.live_connections(),
-        "active_streams": state.broker.active_streams(),
-        "uptime_s": state.started.elapsed().as_secs(),
-        "broker": broker.kind,
-        "node_id": state.node_id,
-    });
-    if broker.kind != "memory" {
-        body["broker_up"] = json!(broker.up);
-    }
-    if let Some(reason) = broker.reason {
-        body["reason"] = json!(reason);
-    }
-    let code = if broker.up {
-        axum::http::StatusCode::OK
-    } else {
-        axum::http::StatusCode::SERVICE_UNAVAILABLE
-    };
-    (code, Json(body))
-}
-
-async fn metrics_text(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    (
-        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(&*state.broker),
-    )
 }
 
 /// Serves `listener` with `config` until `shutdown` completes, then asks every
@@ -402,10 +126,10 @@ pub async fn run_with_state(
     })?;
     tracing::info!(%addr, "hublink-server listening");
     if state.config.demo {
-        print_demo(&state, &creds, addr);
-        demo::start(state.clone());
+        demo::announce(&state, &creds, addr);
+        demo::start(&state);
     }
-    if state.verifier.is_none() {
+    if !state.policy.checks_tokens() {
         tracing::warn!(
             "no --jwt-secret: auth is off, and the actions endpoint refuses every upgrade with 401"
         );
@@ -435,43 +159,24 @@ pub async fn run_with_state(
     tracing::info!("shutting down: asking clients to reconnect later");
     let _ = shutdown_tx.send(true);
 
-    let deadline = tokio::time::Instant::now() + state.config.shutdown_grace;
-    while state.live_connections() > 0 {
-        let notified = state.live_changed.notified();
-        if state.live_connections() == 0 {
-            break;
-        }
-        if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            tracing::warn!(
-                left = state.live_connections(),
-                "shutdown grace over with connections still open"
-            );
-            break;
-        }
+    if !state
+        .connections
+        .all_closed(state.config.shutdown_grace)
+        .await
+    {
+        tracing::warn!(
+            left = state.live_connections(),
+            "shutdown grace over with connections still open"
+        );
     }
     pruner.abort();
-    demo::stop(&state);
+    if let Some(feeds) = state.device_feeds() {
+        feeds.stop();
+    }
     let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
     tracing::info!("stopped");
     match unusable {
         Some(why) => Err(Error::Config(why)),
         None => Ok(()),
-    }
-}
-
-fn print_demo(state: &AppState, creds: &DemoCredentials, addr: std::net::SocketAddr) {
-    println!("hublink-server demo mode on http://{addr}");
-    if let Some(s) = &creds.jwt_secret {
-        println!("  generated dev JWT secret (HUBLINK_JWT_SECRET): {s}");
-    }
-    if let Some(t) = &creds.token {
-        println!(
-            "  demo token (sub demo-user, branch {}, role admin): {t}",
-            state.config.demo_branch
-        );
-        println!("  actions endpoint: ws://{addr}/api/v1/actions?token={t}");
-    }
-    if let Some(k) = &creds.publish_key {
-        println!("  generated publish key (HUBLINK_PUBLISH_KEY): {k}");
     }
 }

@@ -65,7 +65,7 @@ async fn publish_unannounced(redis: &RedisServer, topic: &str, data: u64) -> u64
         .await
         .unwrap();
     let (seq, _epoch): (u64, String) =
-        redis::Script::new(hublink_server::redis_broker::PUBLISH_SCRIPT)
+        redis::Script::new(hublink_server::broker::redis::scripts::PUBLISH)
             .key(format!("hublink:meta:{{{topic}}}"))
             .key(format!("hublink:stream:{{{topic}}}"))
             .arg("nowhere")

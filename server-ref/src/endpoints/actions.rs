@@ -19,12 +19,15 @@ use axum::response::Response;
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 
-use crate::auth::validate_topic;
-use crate::broker::{Published, Subscriber};
-use crate::conn::{admit, parse_batch, short, upgrade, ConnShared, Ctx, DriveOptions, Handler};
-use crate::frames::{iso8601, Shape};
+use super::wire::{parse_batch, short};
+use crate::broker::Subscriber;
+use crate::conn::{admit, upgrade, ConnShared, Ctx, DriveOptions, Handler};
 use crate::metrics::Endpoint;
-use crate::{now_ms, AppState};
+use crate::published::{Published, Shape};
+use crate::state::AppState;
+use crate::time::iso8601;
+use crate::time::now_ms;
+use crate::topic::validate_topic;
 
 /// `GET /api/v1/actions` (also `/actions` and `/dev`, the API Gateway stage path).
 pub(crate) async fn ws(
@@ -103,6 +106,7 @@ impl Actions {
         let refused = |e: crate::Error| JoinError::Refused(e.to_string());
         validate_topic(&topic, ctx.state.config.max_topic_len).map_err(refused)?;
         ctx.state
+            .policy
             .may_subscribe(ctx.claims.as_ref(), &topic)
             .map_err(refused)?;
         let known = self.rooms.iter().any(|r| r == room);

@@ -9,17 +9,20 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::future::BoxFuture;
+use hublink_core::protocol::{close_code, SUBPROTOCOL};
 use serde_json::{json, Value};
 
-use crate::auth::validate_topic;
-use crate::broker::{Published, Subscribed, Subscriber};
-use crate::conn::{
-    admit, close, message_type, parse_batch, short, upgrade, ConnShared, Ctx, DriveOptions, Handler,
-};
-use crate::frames::{frame, Shape};
+use super::wire::{message_type, parse_batch, short};
+use crate::broker::{Subscribed, Subscriber};
+use crate::conn::{admit, upgrade, ConnShared, Ctx, DriveOptions, Handler};
+use crate::frames::frame;
 use crate::history::{Position, Replay};
 use crate::metrics::{Endpoint, Metrics};
-use crate::{now_ms, AppState, Error};
+use crate::published::{Published, Shape};
+use crate::state::AppState;
+use crate::time::now_ms;
+use crate::topic::validate_topic;
+use crate::Error;
 
 /// `GET /ws`.
 pub(crate) async fn ws(
@@ -109,7 +112,7 @@ impl Subscriber for StreamSubscriber {
                 "retry_after": 0,
             }));
             self.conn
-                .close(close::RESTART, "stream interrupted", Some(f));
+                .close(close_code::RESTART, "stream interrupted", Some(f));
         }
     }
 }
@@ -156,7 +159,7 @@ impl Handler for Canonical {
                     "client_id": client_id(),
                     "heartbeat_interval": ctx.state.config.heartbeat_interval.as_secs_f64(),
                     "server_time": now_ms(),
-                    "protocol": "hublink.v1",
+                    "protocol": SUBPROTOCOL,
                 }));
             }
         })
@@ -260,7 +263,7 @@ impl Canonical {
                     Ok(s) => s,
                     Err(e) => return self.nack(ctx, topic, "invalid_message", &e),
                 };
-                if let Err(e) = ctx.state.may_subscribe(ctx.claims.as_ref(), topic) {
+                if let Err(e) = ctx.state.policy.may_subscribe(ctx.claims.as_ref(), topic) {
                     return self.nack(ctx, topic, "forbidden", &e.to_string());
                 }
                 if !self.subs.contains(topic)
@@ -349,7 +352,7 @@ impl Canonical {
                 let Some(data) = v.get("data") else {
                     return ctx.error("invalid_message", "publish: field \"data\" is missing");
                 };
-                if let Err(e) = ctx.state.may_publish(ctx.claims.as_ref(), topic) {
+                if let Err(e) = ctx.state.policy.may_publish(ctx.claims.as_ref(), topic) {
                     return ctx.error("forbidden", &e.to_string());
                 }
                 let size = data.to_string().len();

@@ -16,14 +16,15 @@ use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 
-use crate::auth::validate_topic;
+use super::wire::{message_type, parse_batch, short};
 use crate::broker::Subscribed;
-use crate::conn::{
-    admit, message_type, parse_batch, short, upgrade, Ctx, DriveOptions, Handler, ShapeSubscriber,
-};
-use crate::frames::{iso8601, Shape};
+use crate::conn::{admit, upgrade, Ctx, DriveOptions, Handler, ShapeSubscriber};
 use crate::metrics::Endpoint;
-use crate::{now_ms, AppState};
+use crate::published::Shape;
+use crate::state::AppState;
+use crate::time::iso8601;
+use crate::time::now_ms;
+use crate::topic::{child, validate_topic};
 
 /// `GET /api/v1/devices/{uuid}/ws`.
 pub(crate) async fn ws(
@@ -108,7 +109,9 @@ impl Handler for Devices {
                 conn: ctx.conn.clone(),
                 shape: Shape::Devices,
             }));
-            crate::demo::device_connected(&ctx.state, &self.uuid);
+            if let Some(feeds) = ctx.state.device_feeds() {
+                feeds.watched(&self.uuid);
+            }
             ctx.send_json(&json!({
                 "type": "connected",
                 "data": {"deviceUuid": self.uuid, "timestamp": iso8601(now_ms())},
@@ -139,17 +142,18 @@ impl Handler for Devices {
                             continue;
                         };
                         for ch in chs {
-                            let topic = format!("devices.{}.{ch}", self.uuid);
-                            if ch.contains('.')
-                                || validate_topic(&topic, ctx.state.config.max_topic_len).is_err()
-                            {
+                            let prefix = format!("devices.{}", self.uuid);
+                            let max = ctx.state.config.max_topic_len;
+                            let Some(topic) = child(&prefix, ch, max) else {
                                 ctx.error(
                                     "invalid_topic",
                                     &format!("channel {ch:?} is not a valid channel name"),
                                 );
                                 continue;
-                            }
-                            if let Err(e) = ctx.state.may_subscribe(ctx.claims.as_ref(), &topic) {
+                            };
+                            if let Err(e) =
+                                ctx.state.policy.may_subscribe(ctx.claims.as_ref(), &topic)
+                            {
                                 ctx.error("forbidden", &e.to_string());
                                 continue;
                             }
@@ -209,6 +213,8 @@ impl Handler for Devices {
                 .broker
                 .unsubscribe(&format!("devices.{}.{ch}", self.uuid), ctx.conn.id);
         }
-        crate::demo::device_disconnected(&ctx.state, &self.uuid);
+        if let Some(feeds) = ctx.state.device_feeds() {
+            feeds.unwatched(&self.uuid);
+        }
     }
 }

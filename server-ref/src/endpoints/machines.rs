@@ -23,11 +23,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
 
-use crate::auth::validate_topic;
 use crate::conn::{admit, upgrade, Ctx, DriveOptions, Handler, ShapeSubscriber};
-use crate::frames::Shape;
 use crate::metrics::{Endpoint, Metrics};
-use crate::AppState;
+use crate::published::Shape;
+use crate::state::AppState;
+use crate::topic::child;
 
 /// `GET /ws/machines`.
 pub(crate) async fn all(
@@ -78,10 +78,7 @@ fn serve(
         None => "machines.*".to_string(),
     };
     if let Some(id) = &id {
-        if id.is_empty()
-            || id.contains('.')
-            || validate_topic(&topic, state.config.max_topic_len).is_err()
-        {
+        if id.is_empty() || child("machines", id, state.config.max_topic_len).is_none() {
             return (
                 StatusCode::BAD_REQUEST,
                 format!("machine id {id:?} is not valid\n"),
@@ -93,7 +90,7 @@ fn serve(
         Ok(a) => a,
         Err(r) => return *r,
     };
-    if let Err(e) = state.may_subscribe(admitted.1.as_ref(), &topic) {
+    if let Err(e) = state.policy.may_subscribe(admitted.1.as_ref(), &topic) {
         Metrics::inc(&state.metrics.rejected_forbidden);
         return (StatusCode::FORBIDDEN, format!("{e}\n")).into_response();
     }

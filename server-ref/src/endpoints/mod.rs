@@ -6,3 +6,5 @@ pub(crate) mod devices;
 pub(crate) mod machines;
 pub(crate) mod power;
 pub(crate) mod publish;
+pub(crate) mod status;
+mod wire;

@@ -16,12 +16,15 @@ use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 
-use crate::auth::validate_topic;
-use crate::broker::{Published, Subscriber};
-use crate::conn::{admit, query_map, upgrade, ConnShared, Ctx, DriveOptions, Handler};
-use crate::frames::{iso8601, Shape};
+use super::wire::query_map;
+use crate::broker::Subscriber;
+use crate::conn::{admit, upgrade, ConnShared, Ctx, DriveOptions, Handler};
 use crate::metrics::{Endpoint, Metrics};
-use crate::{now_ms, AppState};
+use crate::published::{Published, Shape};
+use crate::state::AppState;
+use crate::time::iso8601;
+use crate::time::now_ms;
+use crate::topic::child;
 
 /// `GET /api/v1/ws/v2/power`.
 pub(crate) async fn power(
@@ -38,14 +41,13 @@ pub(crate) async fn power(
         )
             .into_response();
     };
-    let topic = format!("power.{module}");
-    if module.contains('.') || validate_topic(&topic, state.config.max_topic_len).is_err() {
+    let Some(topic) = child("power", module, state.config.max_topic_len) else {
         return (
             StatusCode::BAD_REQUEST,
             format!("module {module:?} is not valid\n"),
         )
             .into_response();
-    }
+    };
     let interval = match q.get("interval").map(|s| s.parse::<f64>()) {
         None => 0.1,
         Some(Ok(i)) if i.is_finite() && i >= 0.0 => i,
@@ -61,7 +63,7 @@ pub(crate) async fn power(
         Ok(a) => a,
         Err(r) => return *r,
     };
-    if let Err(e) = state.may_subscribe(admitted.1.as_ref(), &topic) {
+    if let Err(e) = state.policy.may_subscribe(admitted.1.as_ref(), &topic) {
         Metrics::inc(&state.metrics.rejected_forbidden);
         return (StatusCode::FORBIDDEN, format!("{e}\n")).into_response();
     }

@@ -16,8 +16,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::auth::validate_topic;
-use crate::AppState;
+use crate::state::AppState;
+use crate::topic::validate_topic;
 
 enum Item {
     Topic(String, Value),

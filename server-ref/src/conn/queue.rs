@@ -21,8 +21,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
 
-use crate::broker::Published;
-use crate::frames::Shape;
+use crate::published::{Published, Shape};
 
 /// One item for the writer.
 pub(crate) enum Out {

@@ -1,0 +1,204 @@
+//! The per-connection machinery shared by every endpoint.
+//!
+//! - `admission`: origin, shutdown, connection limit and token, before the
+//!   upgrade.
+//! - `limit`: the connection limit, a semaphore.
+//! - `connection`: the reader loop, a `select!` whose inputs each go to one
+//!   `handle_*`: frames (size, UTF-8 and rate checks), heartbeats, pings,
+//!   the stale deadline, shutdown.
+//! - `shared`: what subscribers, the reader and the writer share: the queue
+//!   and the close request.
+//! - `queue`: the send queue and its two budgets (live frames, replays).
+//! - `writer`: the task that writes what is queued, coalesced.
+//!
+//! Endpoints implement [`Handler`] and call [`admit`] then [`upgrade`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Utf8Bytes, WebSocketUpgrade};
+use axum::response::Response;
+use futures_util::future::BoxFuture;
+use hublink_core::protocol::{close_code, SUBPROTOCOL};
+use serde_json::Value;
+
+use crate::auth::Claims;
+use crate::broker::Subscriber;
+use crate::frames::{error_frame, frame};
+use crate::metrics::{Endpoint, Metrics};
+use crate::published::{Published, Shape};
+use crate::state::AppState;
+
+mod admission;
+mod connection;
+pub(crate) mod limit;
+mod queue;
+mod shared;
+mod writer;
+
+pub(crate) use admission::admit;
+pub(crate) use limit::ConnPermit;
+pub(crate) use shared::ConnShared;
+
+/// A subscriber that queues one shape of every message.
+pub(crate) struct ShapeSubscriber {
+    pub(crate) conn: Arc<ConnShared>,
+    pub(crate) shape: Shape,
+}
+
+impl Subscriber for ShapeSubscriber {
+    fn deliver(&self, msg: &Arc<Published>) {
+        self.conn.send_published(msg, self.shape);
+    }
+
+    fn catch_up(&self, topic: &Arc<str>, msgs: Vec<Arc<Published>>) {
+        self.conn.replay(topic, self.shape, None, msgs);
+    }
+}
+
+/// What a handler works with.
+pub(crate) struct Ctx {
+    pub(crate) conn: Arc<ConnShared>,
+    pub(crate) state: Arc<AppState>,
+    pub(crate) claims: Option<Claims>,
+    pub(crate) errors: u64,
+    /// Power-style errors carry an RFC 3339 `timestamp`.
+    pub(crate) iso_errors: bool,
+}
+
+impl Ctx {
+    pub(crate) fn send_json(&self, v: &Value) {
+        self.conn.send(frame(v));
+    }
+
+    /// Sends a recoverable `error`; past the error limit, a final one and close 1008.
+    pub(crate) fn error(&mut self, code: &str, message: &str) {
+        self.errors += 1;
+        Metrics::inc(&self.state.metrics.errors_sent);
+        if self.errors > self.state.config.max_errors {
+            let f = self.error_frame(
+                "too_many_errors",
+                &format!(
+                    "{message} (error limit of {} reached)",
+                    self.state.config.max_errors
+                ),
+                false,
+            );
+            self.conn
+                .close(close_code::POLICY, "too many errors", Some(f));
+            return;
+        }
+        let f = self.error_frame(code, message, true);
+        self.conn.send(f);
+    }
+
+    /// A subscription this node cannot take because its broker is unreachable:
+    /// sends a non-recoverable `error` naming the cause (unless `told`, when
+    /// the endpoint already answered the subscribe), then closes with 1013.
+    /// Keeping the connection would leave the stream silently dead until some
+    /// other fault made the client reconnect; after the close it resubscribes
+    /// with backoff, on this node when the broker is back or on another one.
+    pub(crate) fn broker_unavailable(&mut self, e: &crate::Error, told: bool) {
+        Metrics::inc(&self.state.metrics.errors_sent);
+        let last = (!told).then(|| self.error_frame("broker_unavailable", &e.to_string(), false));
+        self.conn.close(
+            close_code::TRY_AGAIN_LATER,
+            "broker unavailable: try again later",
+            last,
+        );
+    }
+
+    /// Sends a non-recoverable `error`, then closes with `code`.
+    pub(crate) fn fatal(
+        &mut self,
+        code: &str,
+        message: &str,
+        close_code: u16,
+        reason: &'static str,
+    ) {
+        self.errors += 1;
+        Metrics::inc(&self.state.metrics.errors_sent);
+        let f = self.error_frame(code, message, false);
+        self.conn.close(close_code, reason, Some(f));
+    }
+
+    fn error_frame(&self, code: &str, message: &str, recoverable: bool) -> Utf8Bytes {
+        if self.iso_errors {
+            frame(&serde_json::json!({
+                "type": "error", "code": code, "message": message,
+                "timestamp": crate::time::iso8601(crate::time::now_ms()),
+                "recoverable": recoverable, "error_count": self.errors,
+            }))
+        } else {
+            error_frame(code, message, recoverable, self.errors)
+        }
+    }
+}
+
+/// One endpoint's protocol.
+pub(crate) trait Handler: Send + 'static {
+    /// After the upgrade: greet, start fixed subscriptions.
+    fn on_open<'a>(&'a mut self, ctx: &'a mut Ctx) -> BoxFuture<'a, ()>;
+    /// A text message from the client.
+    fn on_text<'a>(&'a mut self, ctx: &'a mut Ctx, text: &'a str) -> BoxFuture<'a, ()>;
+    /// A binary message from the client.
+    fn on_binary(&mut self, ctx: &mut Ctx) {
+        ctx.error(
+            "binary_frame",
+            "binary frames are not accepted: send JSON in text frames",
+        );
+    }
+    /// Every heartbeat interval, when the endpoint has heartbeats.
+    fn on_heartbeat(&mut self, _ctx: &mut Ctx) {}
+    /// The connection ended: drop subscriptions.
+    fn on_close(&mut self, ctx: &mut Ctx);
+}
+
+/// Per-endpoint options of the driver.
+pub(crate) struct DriveOptions {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) ping_interval: Duration,
+    pub(crate) heartbeat: bool,
+    pub(crate) reconnect_on_shutdown: bool,
+    pub(crate) iso_errors: bool,
+}
+
+impl DriveOptions {
+    /// The common case: JSON frames one by one, WebSocket pings every
+    /// heartbeat interval, no application heartbeats, `reconnect` on
+    /// shutdown, `error` frames without the power backend's ISO 8601
+    /// `timestamp`. Endpoints override what differs.
+    pub(crate) fn new(endpoint: Endpoint, config: &crate::Config) -> DriveOptions {
+        DriveOptions {
+            endpoint,
+            ping_interval: config.heartbeat_interval,
+            heartbeat: false,
+            reconnect_on_shutdown: true,
+            iso_errors: false,
+        }
+    }
+}
+
+/// Upgrades with the configured limits and runs `handler` on the socket.
+pub(crate) fn upgrade<H: Handler>(
+    ws: WebSocketUpgrade,
+    state: Arc<AppState>,
+    admitted: (ConnPermit, Option<Claims>),
+    opts: DriveOptions,
+    handler: H,
+) -> Response {
+    let c = &state.config;
+    let ws = ws
+        .read_buffer_size(c.read_buffer_size)
+        .write_buffer_size(c.write_buffer_size)
+        .max_write_buffer_size(c.write_buffer_size + (4 << 20))
+        .max_message_size(c.max_message_size)
+        .max_frame_size(c.max_message_size);
+    let ws = if opts.endpoint == Endpoint::Ws {
+        ws.protocols([SUBPROTOCOL])
+    } else {
+        ws
+    };
+    let (permit, claims) = admitted;
+    ws.on_upgrade(move |socket| connection::run(socket, state, permit, claims, opts, handler))
+}
