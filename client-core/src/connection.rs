@@ -8,7 +8,7 @@ use crate::protocol::{
     ServerError,
 };
 use crate::queue::{Fifo, OutboundQueue, QueueConfig};
-use crate::subscriptions::{SubscriptionState, Subscriptions};
+use crate::subscriptions::{Acked, Admitted, Subscriptions};
 use crate::{excerpt, DecodeError, Error, Result};
 use alloc::borrow::ToOwned;
 use alloc::boxed::Box;
@@ -930,7 +930,7 @@ impl<V: JsonValue> Connection<V> {
 
     fn unestablish_subscriptions(&mut self) {
         for (_, sub) in self.subs.iter_mut() {
-            sub.state = SubscriptionState::Pending;
+            sub.unestablish();
         }
     }
 
@@ -1002,34 +1002,19 @@ impl<V: JsonValue> Connection<V> {
         let Some(sub) = self.subs.get_mut(topic) else {
             return;
         };
-        let since = if recovery {
-            sub.position.as_ref()
-        } else {
-            None
-        };
-        sub.sent_since = since.is_some();
-        sub.delivered_since_sent = false;
-        match self.dialect.encode_subscribe(topic, since) {
-            Some(frame) if acks => {
-                sub.state = SubscriptionState::Subscribing;
-                self.transmits.push_back(Transmit::Send(frame));
-            }
-            frame => {
-                if let Some(frame) = frame {
-                    self.transmits.push_back(Transmit::Send(frame));
-                }
-                let recovery = if sub.established_before {
-                    Recovery::Lost
-                } else {
-                    Recovery::Fresh
-                };
-                sub.state = SubscriptionState::Subscribed;
-                sub.established_before = true;
-                self.events.push_back(Event::Subscribed {
-                    topic: topic.to_owned(),
-                    recovery,
-                });
-            }
+        let since = sub.since(recovery);
+        let with_since = since.is_some();
+        let frame = self.dialect.encode_subscribe(topic, since);
+        // Without a frame nothing will ack it: established locally.
+        let established = sub.sent(with_since, acks && frame.is_some());
+        if let Some(frame) = frame {
+            self.transmits.push_back(Transmit::Send(frame));
+        }
+        if let Some(recovery) = established {
+            self.events.push_back(Event::Subscribed {
+                topic: topic.to_owned(),
+                recovery,
+            });
         }
     }
 
@@ -1104,40 +1089,15 @@ impl<V: JsonValue> Connection<V> {
         let Some(sub) = self.subs.get_mut(&topic) else {
             return; // unsubscribed meanwhile
         };
-        if sub.state == SubscriptionState::Subscribed {
-            // An ack for an earlier subscribe of the same topic (unsubscribed
-            // and subscribed again before the server answered): the first ack
-            // established it, this one is not news.
-            return;
-        }
-        if !success {
-            let error = error.unwrap_or_else(|| "refused without a reason".to_owned());
-            sub.state = SubscriptionState::Failed(error.clone());
-            self.events
-                .push_back(Event::SubscribeFailed { topic, error });
-            return;
-        }
-        let recovery = match (supports_recovery && sub.sent_since, recovered) {
-            (true, Some(true)) => Recovery::Recovered,
-            (true, _) => Recovery::Lost,
-            (false, _) if sub.established_before => Recovery::Lost,
-            (false, _) => Recovery::Fresh,
-        };
-        if recovery != Recovery::Recovered && !sub.delivered_since_sent {
-            // Continue from the server's position, unless messages delivered
-            // since the subscribe went out are newer than its snapshot; and
-            // never move back within an epoch: what was delivered stays
-            // delivered (at most once), even if a server reports an older
-            // position than it sent.
-            match (position, &sub.position) {
-                (Some(new), Some(old)) if new.epoch == old.epoch && new.seq < old.seq => {}
-                (Some(new), _) => sub.position = Some(new),
-                (None, _) => {}
+        match sub.acked(success, error, recovered, position, supports_recovery) {
+            Acked::Stale => {}
+            Acked::Subscribed(recovery) => {
+                self.events.push_back(Event::Subscribed { topic, recovery })
             }
+            Acked::Failed(error) => self
+                .events
+                .push_back(Event::SubscribeFailed { topic, error }),
         }
-        sub.state = SubscriptionState::Subscribed;
-        sub.established_before = true;
-        self.events.push_back(Event::Subscribed { topic, recovery });
     }
 
     fn on_message(&mut self, message: Message<V>) {
@@ -1153,49 +1113,20 @@ impl<V: JsonValue> Connection<V> {
         let (Some((epoch, seq)), Some(sub)) = (position, self.subs.get_mut(topic)) else {
             return true;
         };
-        // Not at or before the position the subscription started from or
-        // reached, nor at or before what was delivered in a remembered epoch.
-        let before_position = sub
-            .position
-            .as_ref()
-            .is_some_and(|p| p.epoch == epoch && seq <= p.seq);
-        let delivered_before = sub
-            .delivered
-            .iter()
-            .any(|p| p.epoch == epoch && seq <= p.seq);
-        if before_position || delivered_before {
-            return false;
-        }
-        sub.delivered_since_sent = true;
-        let next = || Position {
-            epoch: epoch.to_owned(),
-            seq,
-        };
-        match sub.delivered.iter().position(|p| p.epoch == epoch) {
-            Some(0) => sub.delivered[0].seq = seq, // the common case: no allocation
-            Some(i) => {
-                let mut entry = sub.delivered.remove(i);
-                entry.seq = seq;
-                sub.delivered.insert(0, entry);
-            }
-            None => {
-                sub.delivered.insert(0, next());
-                sub.delivered
-                    .truncate(crate::subscriptions::REMEMBERED_EPOCHS);
-            }
-        }
-        match &mut sub.position {
-            Some(last) if last.epoch == epoch && seq == last.seq + 1 => last.seq = seq,
-            Some(last) => {
+        match sub.admit(epoch, seq) {
+            Admitted::Old => false,
+            Admitted::Next => true,
+            Admitted::Gap(last) => {
                 self.events.push_back(Event::Gap {
                     topic: topic.to_owned(),
-                    last: last.clone(),
-                    next: next(),
+                    last,
+                    next: Position {
+                        epoch: epoch.to_owned(),
+                        seq,
+                    },
                 });
-                sub.position = Some(next());
+                true
             }
-            None => sub.position = Some(next()),
         }
-        true
     }
 }

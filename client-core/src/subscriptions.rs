@@ -1,5 +1,8 @@
-//! The registry of topics the application wants, with per-topic state.
+//! The registry of topics the application wants, and each [`Subscription`]'s
+//! own rules: what a (re)subscribe recovers, what its ack means, and which
+//! messages are new (at most once, in order, gaps reported).
 
+use crate::connection::Recovery;
 use crate::protocol::Position;
 use alloc::borrow::ToOwned;
 use alloc::string::String;
@@ -29,20 +32,186 @@ pub struct Subscription {
     pub position: Option<Position>,
     /// Whether it was established on some connection before, so that a
     /// resubscribe without recovery can be reported as a possible loss.
-    pub(crate) established_before: bool,
+    established_before: bool,
     /// Whether the current subscribe carried `since`.
-    pub(crate) sent_since: bool,
+    sent_since: bool,
     /// Whether a message was delivered since the current subscribe was sent:
     /// then it is at least as new as the position its ack reports.
-    pub(crate) delivered_since_sent: bool,
+    delivered_since_sent: bool,
     /// The highest `seq` delivered in each of the last few epochs, newest
     /// first: a message from an epoch the stream has left (a node with stale
     /// history, say) is still delivered at most once.
-    pub(crate) delivered: Vec<Position>,
+    delivered: Vec<Position>,
 }
 
-/// How many epochs per topic [`Subscription::delivered`] remembers.
-pub(crate) const REMEMBERED_EPOCHS: usize = 4;
+/// How many epochs per topic [`Subscription`] remembers delivered positions of.
+const REMEMBERED_EPOCHS: usize = 4;
+
+/// What [`Subscription::admit`] decided about a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Admitted {
+    /// Delivered before (or older than where the subscription started): drop it.
+    Old,
+    /// New, and the next one after the last delivered.
+    Next,
+    /// New, after missing messages: this position was the last delivered before.
+    Gap(Position),
+}
+
+/// What the server's answer to a subscribe means, by [`Subscription::acked`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Acked {
+    /// An ack for an earlier subscribe of a topic that is established: not news.
+    Stale,
+    /// Established, with what it recovered.
+    Subscribed(Recovery),
+    /// Refused, with the server's reason.
+    Failed(String),
+}
+
+impl Subscription {
+    fn new() -> Self {
+        Subscription {
+            state: SubscriptionState::Pending,
+            position: None,
+            established_before: false,
+            sent_since: false,
+            delivered_since_sent: false,
+            delivered: Vec::new(),
+        }
+    }
+
+    /// Where the next subscribe resumes from: the position, for a dialect
+    /// with recovery.
+    pub(crate) fn since(&self, recovery: bool) -> Option<&Position> {
+        self.position.as_ref().filter(|_| recovery)
+    }
+
+    /// A subscribe went out (`with_since` a position to resume from, or
+    /// not). When the server will ack it (`acked`), it is `Subscribing` until
+    /// [`acked`](Self::acked); otherwise it is established now, and the answer
+    /// is what that recovered: nothing, so a resubscription may have lost messages.
+    #[inline(always)]
+    pub(crate) fn sent(&mut self, with_since: bool, acked: bool) -> Option<Recovery> {
+        self.sent_since = with_since;
+        self.delivered_since_sent = false;
+        if acked {
+            self.state = SubscriptionState::Subscribing;
+            return None;
+        }
+        let recovery = if self.established_before {
+            Recovery::Lost
+        } else {
+            Recovery::Fresh
+        };
+        self.establish();
+        Some(recovery)
+    }
+
+    #[inline(always)]
+    fn establish(&mut self) {
+        self.state = SubscriptionState::Subscribed;
+        self.established_before = true;
+    }
+
+    /// The connection is gone: subscribed again on the next one.
+    pub(crate) fn unestablish(&mut self) {
+        self.state = SubscriptionState::Pending;
+    }
+
+    /// The server's ack of the current subscribe: `success`, its `error`,
+    /// whether it `recovered` the missed messages and its stream `position`.
+    /// `supports_recovery` is the dialect's.
+    #[inline(always)]
+    pub(crate) fn acked(
+        &mut self,
+        success: bool,
+        error: Option<String>,
+        recovered: Option<bool>,
+        position: Option<Position>,
+        supports_recovery: bool,
+    ) -> Acked {
+        if self.state == SubscriptionState::Subscribed {
+            // An ack for an earlier subscribe of the same topic (unsubscribed
+            // and subscribed again before the server answered): the first ack
+            // established it, this one is not news.
+            return Acked::Stale;
+        }
+        if !success {
+            let error = error.unwrap_or_else(|| "refused without a reason".to_owned());
+            self.state = SubscriptionState::Failed(error.clone());
+            return Acked::Failed(error);
+        }
+        let recovery = match (supports_recovery && self.sent_since, recovered) {
+            (true, Some(true)) => Recovery::Recovered,
+            (true, _) => Recovery::Lost,
+            (false, _) if self.established_before => Recovery::Lost,
+            (false, _) => Recovery::Fresh,
+        };
+        if recovery != Recovery::Recovered && !self.delivered_since_sent {
+            // Continue from the server's position, unless messages delivered
+            // since the subscribe went out are newer than its snapshot; and
+            // never move back within an epoch: what was delivered stays
+            // delivered (at most once), even if a server reports an older
+            // position than it sent.
+            match (position, &self.position) {
+                (Some(new), Some(old)) if new.epoch == old.epoch && new.seq < old.seq => {}
+                (Some(new), _) => self.position = Some(new),
+                (None, _) => {}
+            }
+        }
+        self.establish();
+        Acked::Subscribed(recovery)
+    }
+
+    /// At-most-once delivery: whether a message at `seq` in `epoch` is new,
+    /// and if so whether messages are missing before it. A new one moves the
+    /// position.
+    #[inline(always)]
+    pub(crate) fn admit(&mut self, epoch: &str, seq: u64) -> Admitted {
+        // Not at or before the position the subscription started from or
+        // reached, nor at or before what was delivered in a remembered epoch.
+        let before_position = self
+            .position
+            .as_ref()
+            .is_some_and(|p| p.epoch == epoch && seq <= p.seq);
+        let delivered_before = self
+            .delivered
+            .iter()
+            .any(|p| p.epoch == epoch && seq <= p.seq);
+        if before_position || delivered_before {
+            return Admitted::Old;
+        }
+        self.delivered_since_sent = true;
+        let next = || Position {
+            epoch: epoch.to_owned(),
+            seq,
+        };
+        match self.delivered.iter().position(|p| p.epoch == epoch) {
+            Some(0) => self.delivered[0].seq = seq, // the common case: no allocation
+            Some(i) => {
+                let mut entry = self.delivered.remove(i);
+                entry.seq = seq;
+                self.delivered.insert(0, entry);
+            }
+            None => {
+                self.delivered.insert(0, next());
+                self.delivered.truncate(REMEMBERED_EPOCHS);
+            }
+        }
+        match &mut self.position {
+            Some(last) if last.epoch == epoch && seq == last.seq + 1 => {
+                last.seq = seq;
+                Admitted::Next
+            }
+            Some(last) => Admitted::Gap(core::mem::replace(last, next())),
+            None => {
+                self.position = Some(next());
+                Admitted::Next
+            }
+        }
+    }
+}
 
 /// The topics the application subscribed to, in name order.
 /// A sorted `Vec` rather than a `BTreeMap`: applications want a handful of
@@ -93,15 +262,8 @@ impl Subscriptions {
         let Err(i) = self.find(topic) else {
             return false;
         };
-        let sub = Subscription {
-            state: SubscriptionState::Pending,
-            position: None,
-            established_before: false,
-            sent_since: false,
-            delivered_since_sent: false,
-            delivered: Vec::new(),
-        };
-        self.entries.insert(i, (topic.to_owned(), sub));
+        self.entries
+            .insert(i, (topic.to_owned(), Subscription::new()));
         true
     }
 
