@@ -219,6 +219,17 @@ pub enum Recovery {
     Lost,
 }
 
+impl Recovery {
+    /// Its name in lower case, as events on the wire and in TypeScript spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Recovery::Fresh => "fresh",
+            Recovery::Recovered => "recovered",
+            Recovery::Lost => "lost",
+        }
+    }
+}
+
 /// Why a queued frame was never sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UnsentReason {
@@ -230,6 +241,16 @@ pub enum UnsentReason {
     /// The connection was closed for good (by the application, a refusal, or
     /// giving up) with the frame still queued.
     Closed,
+}
+
+impl UnsentReason {
+    /// Its name in lower case, as the TypeScript types spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            UnsentReason::Expired { .. } => "expired",
+            UnsentReason::Closed => "closed",
+        }
+    }
 }
 
 /// Something for the application.

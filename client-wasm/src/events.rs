@@ -13,7 +13,7 @@ use crate::Outputs;
 use alloc::string::String;
 use alloc::vec::Vec;
 use hublink_core::json::concat;
-use hublink_core::{DecodeError, Event, Reason, Recovery, UnsentReason};
+use hublink_core::{DecodeError, Event, Reason, UnsentReason};
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -36,6 +36,10 @@ export type Reason =
   | { name: "offline" };
 /** The name of a `Reason`. */
 export type ReasonName = Reason["name"];
+/** What a (re)subscription recovered (`Recovery` in hublink-core). */
+export type Recovery = "fresh" | "recovered" | "lost";
+/** Why a queued frame was never sent (`UnsentReason` in hublink-core). */
+export type UnsentReason = "expired" | "closed";
 /** A position in a topic's stream. */
 export interface Position { epoch: string; seq: number }
 /** A state transition. */
@@ -65,14 +69,14 @@ export type ClientEvent =
   | StateChange
   | { type: "welcome"; clientId: string | null; heartbeatIntervalMs: number | null }
   | TopicMessage
-  | { type: "subscribed"; topic: string; recovery: "fresh" | "recovered" | "lost" }
+  | { type: "subscribed"; topic: string; recovery: Recovery }
   | { type: "subscribe_failed"; topic: string; error: string }
   | { type: "unsubscribed"; topic: string }
   | { type: "gap"; topic: string; last: Position; next: Position }
   | { type: "topics"; topics: string[] }
   | { type: "server_error"; code: string; message: string; recoverable: boolean; errorCount: number | null }
   | { type: "decode_error"; message: string }
-  | { type: "unsent"; frame: string; reason: "expired" | "closed"; waitedMs: number | null }
+  | { type: "unsent"; frame: string; reason: UnsentReason; waitedMs: number | null }
   | { type: "unknown"; data: unknown };
 /**
  * Receives the core's outputs (`Core.drain`, and `REFUSED` from a refused
@@ -240,11 +244,7 @@ pub(crate) fn emit(o: &Outputs, event: Event<Js>) {
             o.out(MESSAGE, 0, a, b, epoch, num(seq), nan, nan, v)
         }
         Event::Subscribed { topic, recovery } => {
-            let recovery = match recovery {
-                Recovery::Fresh => "fresh",
-                Recovery::Recovered => "recovered",
-                Recovery::Lost => "lost",
-            };
+            let recovery = recovery.name();
             o.out(
                 SUBSCRIBED,
                 0,
@@ -308,10 +308,11 @@ pub(crate) fn emit(o: &Outputs, event: Event<Js>) {
             )
         }
         Event::Unsent { frame, reason } => {
-            let (name, waited) = match reason {
-                UnsentReason::Expired { waited_ms } => ("expired", Some(waited_ms)),
-                UnsentReason::Closed => ("closed", None),
+            let waited = match reason {
+                UnsentReason::Expired { waited_ms } => Some(waited_ms),
+                UnsentReason::Closed => None,
             };
+            let name = reason.name();
             o.out(
                 UNSENT,
                 0,

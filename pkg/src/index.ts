@@ -17,9 +17,11 @@ import type {
   Position,
   Reason,
   ReasonName,
+  Recovery,
   StateChange,
   StateName,
   TopicMessage,
+  UnsentReason,
 } from "../wasm/hublink_wasm.js";
 
 export type {
@@ -29,9 +31,11 @@ export type {
   Position,
   Reason,
   ReasonName,
+  Recovery,
   StateChange,
   StateName,
   TopicMessage,
+  UnsentReason,
 };
 
 /** Every connection state; checked against hublink-core by tests/tests/ts_names.rs. */
@@ -415,7 +419,7 @@ class Client implements HublinkClient {
         return this.#deliver({ type: "message", topic: a!, kind: b ?? null, seq: orNull(x), epoch: c ?? null, data, timestamp }, now());
       }
       case Output.Subscribed:
-        e = { type: "subscribed", topic: a!, recovery: b as "fresh" | "recovered" | "lost" };
+        e = { type: "subscribed", topic: a!, recovery: b as Recovery };
         break;
       case Output.SubscribeFailed:
         e = { type: "subscribe_failed", topic: a!, error: b! };
@@ -436,7 +440,7 @@ class Client implements HublinkClient {
         e = { type: "decode_error", message: a! };
         break;
       case Output.Unsent:
-        e = { type: "unsent", frame: a!, reason: b as "expired" | "closed", waitedMs: orNull(x) };
+        e = { type: "unsent", frame: a!, reason: b as UnsentReason, waitedMs: orNull(x) };
         break;
       default:
         e = { type: "unknown", data: v };

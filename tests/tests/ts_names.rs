@@ -4,7 +4,7 @@
 //! as they are, so a state or reason added to the core fails here until the
 //! package knows it.
 
-use hublink_core::{DialectKind, Reason, State};
+use hublink_core::{DialectKind, Reason, Recovery, State, UnsentReason};
 
 /// The string literals of `export const NAME = [...]` in pkg/src/index.ts.
 fn ts_list(name: &str) -> Vec<String> {
@@ -20,6 +20,35 @@ fn ts_list(name: &str) -> Vec<String> {
         .map(|s| s.trim().trim_matches('"').to_owned())
         .filter(|s| !s.is_empty())
         .collect()
+}
+
+/// The string literals of `export type NAME = "a" | "b";` in the TypeScript
+/// types hublink-wasm declares (client-wasm/src/events.rs), which the
+/// events and pkg/src use by name.
+fn ts_union(name: &str) -> Vec<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../client-wasm/src/events.rs");
+    let source = std::fs::read_to_string(path).expect("client-wasm/src/events.rs");
+    let start = source
+        .find(&format!("export type {name} = "))
+        .unwrap_or_else(|| panic!("no `export type {name}` in the TypeScript types"));
+    let union = &source[start + name.len() + 15..];
+    let union = &union[..union.find(';').unwrap()];
+    union
+        .split('|')
+        .map(|s| s.trim().trim_matches('"').to_owned())
+        .collect()
+}
+
+#[test]
+fn recoveries_are_the_cores() {
+    let core = [Recovery::Fresh, Recovery::Recovered, Recovery::Lost].map(Recovery::name);
+    assert_eq!(ts_union("Recovery"), core);
+}
+
+#[test]
+fn unsent_reasons_are_the_cores() {
+    let core = [UnsentReason::Expired { waited_ms: 0 }, UnsentReason::Closed].map(|r| r.name());
+    assert_eq!(ts_union("UnsentReason"), core);
 }
 
 #[test]

@@ -347,7 +347,7 @@ fn refusal(common: &Common, reason: &Reason, retry_hint: bool) -> Stop {
                     "the server requires a token ({how}): give one with --token or HUBLINK_TOKEN"
                 )
             };
-            Stop::failed("auth_rejected", error)
+            Stop::failed(reason.name(), error)
         }
         Reason::UpgradeRefused { status } => {
             let path = common
@@ -366,12 +366,12 @@ fn refusal(common: &Common, reason: &Reason, retry_hint: bool) -> Stop {
                 _ => "",
             };
             Stop::failed(
-                "upgrade_refused",
+                reason.name(),
                 format!("the server refused the upgrade to {path:?} with HTTP {status}{text}{why}{hint}"),
             )
         }
         Reason::Forbidden { code } => Stop::failed(
-            "forbidden",
+            reason.name(),
             format!("the server refused access (forbidden, {code}); not retrying"),
         ),
         other => Stop::failed(other.name(), format!("stopped: {}", describe(other))),
@@ -524,7 +524,7 @@ async fn watch(
                 ..
             }) => {
                 break match reason {
-                    Reason::ClosedByUser => Stop::ok("closed_by_user"),
+                    Reason::ClosedByUser => Stop::ok(reason.name()),
                     other => refusal(&common, other, false),
                 };
             }
@@ -729,14 +729,6 @@ fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn recovery_name(r: Recovery) -> &'static str {
-    match r {
-        Recovery::Fresh => "fresh",
-        Recovery::Recovered => "recovered",
-        Recovery::Lost => "lost",
-    }
-}
-
 fn reason_detail(reason: &Reason) -> Value {
     match reason {
         Reason::Closed { code, reason } => json!({"code": code, "detail": reason}),
@@ -874,7 +866,7 @@ impl Printer {
                 ),
             ),
             Event::Subscribed { topic, recovery } => (
-                json!({"event": "subscribed", "topic": topic, "recovery": recovery_name(*recovery)}),
+                json!({"event": "subscribed", "topic": topic, "recovery": recovery.name()}),
                 match recovery {
                     Recovery::Fresh => format!("subscribed to {topic}"),
                     Recovery::Recovered => {
@@ -918,7 +910,7 @@ impl Printer {
             Event::Unsent { frame, reason } => {
                 let why = match reason {
                     UnsentReason::Expired { waited_ms } => format!("expired after {waited_ms} ms"),
-                    UnsentReason::Closed => "closed".to_owned(),
+                    UnsentReason::Closed => reason.name().to_owned(),
                 };
                 (
                     json!({"event": "unsent", "frame": frame, "reason": why}),
