@@ -22,12 +22,10 @@ async fn server(auth: bool) -> (SocketAddr, Arc<AppState>) {
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (state, tx, creds) = AppState::new(config).unwrap();
-    tokio::spawn(hublink_server::run_with_state(
+    let state = AppState::new(config).unwrap();
+    tokio::spawn(hublink_server::run(
         listener,
         state.clone(),
-        tx,
-        creds,
         std::future::pending::<()>(),
     ));
     (addr, state)

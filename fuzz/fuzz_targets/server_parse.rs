@@ -122,7 +122,7 @@ fuzz_target!(|data: &[u8]| {
         .take(64)
         .collect();
     runtime().block_on(async {
-        let (state, _shutdown, _) = AppState::new(config()).expect("state");
+        let state = AppState::new(config()).expect("state");
         let state: Arc<AppState> = state;
         let (mut session, hello) = Session::open(&state, endpoint, claims(sel / 3)).await;
         check(&hello);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::state::{AppState, DemoCredentials, DeviceFeeds};
+use crate::state::{AppState, DeviceFeeds};
 use crate::time::{iso8601, now_ms};
 
 fn jitter(base: f64, spread: f64) -> f64 {
@@ -281,7 +281,8 @@ async fn device_feed(state: Arc<AppState>, uuid: String) {
 }
 
 /// Prints what `--demo` generated, and where to connect.
-pub(crate) fn announce(state: &AppState, creds: &DemoCredentials, addr: std::net::SocketAddr) {
+pub(crate) fn announce(state: &AppState, addr: std::net::SocketAddr) {
+    let creds = &state.demo_credentials;
     println!("hublink-server demo mode on http://{addr}");
     if let Some(s) = &creds.jwt_secret {
         println!("  generated dev JWT secret (HUBLINK_JWT_SECRET): {s}");

@@ -46,7 +46,6 @@ use std::time::Duration;
 use axum::routing::{any, get, post};
 use axum::Router;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 pub mod auth;
 pub mod broker;
@@ -68,7 +67,7 @@ pub mod topic;
 
 pub use config::Config;
 pub use error::{Error, Result};
-pub use state::{AppState, DemoCredentials};
+pub use state::AppState;
 pub use time::now_ms;
 
 /// The router: every endpoint of the server, for `state`.
@@ -98,26 +97,15 @@ pub fn app(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Serves `listener` with `config` until `shutdown` completes, then asks every
+/// Serves `listener` with `state` (built by [`AppState::new`]) until
+/// `shutdown` completes or [`AppState::shut_down`] is called, then asks every
 /// connection to reconnect later (`reconnect` + close 1012), waits for them
 /// (at most `--shutdown-grace`) and returns. It stops the same way, returning
 /// [`Error::Config`], when the broker's backend turns out at start to be one it
 /// cannot use (a Redis Cluster node or a Sentinel).
 pub async fn run(
     listener: TcpListener,
-    config: Config,
-    shutdown: impl Future<Output = ()>,
-) -> Result<()> {
-    let (state, tx, creds) = AppState::new(config)?;
-    run_with_state(listener, state, tx, creds, shutdown).await
-}
-
-/// [`run`] with a state built by [`AppState::new`] (to share it with a test).
-pub async fn run_with_state(
-    listener: TcpListener,
     state: Arc<AppState>,
-    shutdown_tx: watch::Sender<bool>,
-    creds: DemoCredentials,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let addr = listener.local_addr().map_err(|source| Error::Io {
@@ -126,7 +114,7 @@ pub async fn run_with_state(
     })?;
     tracing::info!(%addr, "hublink-server listening");
     if state.config.demo {
-        demo::announce(&state, &creds, addr);
+        demo::announce(&state, addr);
         demo::start(&state);
     }
     if !state.policy.checks_tokens() {
@@ -145,19 +133,21 @@ pub async fn run_with_state(
         })
     };
 
-    let mut stop = state.shutdown.clone();
+    let mut stop = state.shutdown.subscribe();
     let server = axum::serve(listener, app(state.clone())).with_graceful_shutdown(async move {
         let _ = stop.wait_for(|s| *s).await;
     });
     let server = tokio::spawn(async move { server.await });
     // A broker backend that turns out unusable (a Redis Cluster node...) stops
     // the server as a configuration error would, after the same graceful shutdown.
+    let mut asked = state.shutdown.subscribe();
     let unusable = tokio::select! {
         () = shutdown => None,
+        _ = asked.wait_for(|s| *s) => None,
         why = state.broker.unusable() => Some(why),
     };
     tracing::info!("shutting down: asking clients to reconnect later");
-    let _ = shutdown_tx.send(true);
+    state.shut_down();
 
     if !state
         .connections

@@ -42,7 +42,14 @@ async fn serve(config: Config) -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match run(listener, config, shutdown_signal()).await {
+    let state = match hublink_server::AppState::new(config) {
+        Ok(state) => state,
+        Err(e) => {
+            eprintln!("hublink-server: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match run(listener, state, shutdown_signal()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("hublink-server: {e}");

@@ -34,8 +34,10 @@ pub struct AppState {
     node_id: String,
     jwt_secret: Option<Vec<u8>>,
     pub(crate) publish_key: Option<String>,
-    /// True once the server is shutting down.
-    pub(crate) shutdown: watch::Receiver<bool>,
+    /// True once the server is shutting down ([`AppState::shut_down`]).
+    pub(crate) shutdown: watch::Sender<bool>,
+    /// What `--demo` generated, for the banner [`run`](crate::run) prints.
+    pub(crate) demo_credentials: DemoCredentials,
     pub(crate) connections: ConnectionLimit,
     next_id: AtomicU64,
     /// What runs a device's feed while someone watches it (the demo's).
@@ -60,9 +62,10 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-/// What `--demo` generated because it was not configured.
-#[derive(Debug, Clone, Default)]
-pub struct DemoCredentials {
+/// What `--demo` generated because it was not configured. Secrets: no
+/// `Debug`, printed only by the demo's start-up banner.
+#[derive(Clone, Default)]
+pub(crate) struct DemoCredentials {
     /// The generated JWT secret, when none was configured.
     pub jwt_secret: Option<String>,
     /// A token for the demo user (branch `--demo-branch`, role admin, may publish).
@@ -77,11 +80,8 @@ fn random_key(len: usize) -> String {
 
 impl AppState {
     /// State for `config` with the broker it names (`--broker`; the Redis one must
-    /// be created within a tokio runtime). The returned sender starts a graceful
-    /// shutdown when it sends `true` (or is dropped).
-    pub fn new(
-        mut config: Config,
-    ) -> Result<(Arc<AppState>, watch::Sender<bool>, DemoCredentials)> {
+    /// be created within a tokio runtime), to serve with [`run`](crate::run).
+    pub fn new(mut config: Config) -> Result<Arc<AppState>> {
         let mut creds = DemoCredentials::default();
         let mut secret = config.load_jwt_secret()?;
         if config.demo && secret.is_none() {
@@ -132,7 +132,6 @@ impl AppState {
                 history_age: config.history_age,
             })?),
         };
-        let (tx, rx) = watch::channel(false);
         let state = AppState {
             policy: Policy::new(&config, secret.as_deref()),
             jwt_secret: secret,
@@ -142,12 +141,25 @@ impl AppState {
             config,
             broker,
             metrics: Arc::default(),
-            shutdown: rx,
+            shutdown: watch::Sender::new(false),
+            demo_credentials: creds,
             next_id: AtomicU64::new(1),
             device_feeds: OnceLock::new(),
             started: Instant::now(),
         };
-        Ok((Arc::new(state), tx, creds))
+        Ok(Arc::new(state))
+    }
+
+    /// Starts the graceful shutdown: every connection is asked to reconnect
+    /// later and [`run`](crate::run) returns once they are gone.
+    pub fn shut_down(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// The shutdown flag, to watch (true once shutting down). Tests that
+    /// serve the same state again set it back to false through it.
+    pub fn shutdown_flag(&self) -> &watch::Sender<bool> {
+        &self.shutdown
     }
 
     /// This node's name: `--node-id`, or the random one it was given.

@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// The JWT secret of servers started with [`TestServer::config_with_auth`].
@@ -21,7 +20,6 @@ pub struct TestServer {
     pub addr: SocketAddr,
     config: Config,
     state: Arc<AppState>,
-    shutdown: watch::Sender<bool>,
     serve: Option<JoinHandle<()>>,
 }
 
@@ -50,12 +48,11 @@ impl TestServer {
     pub async fn start(config: Config) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
-        let (state, shutdown, _) = AppState::new(config.clone()).expect("server state");
+        let state = AppState::new(config.clone()).expect("server state");
         let mut server = TestServer {
             addr,
             config,
             state,
-            shutdown,
             serve: None,
         };
         server.serve(listener);
@@ -63,7 +60,7 @@ impl TestServer {
     }
 
     fn serve(&mut self, listener: TcpListener) {
-        let mut stop = self.shutdown.subscribe();
+        let mut stop = self.state.shutdown_flag().subscribe();
         let router = app(self.state.clone());
         self.serve = Some(tokio::spawn(async move {
             let _ = axum::serve(listener, router)
@@ -107,7 +104,7 @@ impl TestServer {
     /// the config) and close 1012; returns once they are gone and the port
     /// is free.
     pub async fn stop(&mut self) {
-        let _ = self.shutdown.send(true);
+        self.state.shut_down();
         let deadline = tokio::time::Instant::now() + self.config.shutdown_grace;
         while self.state.live_connections() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -121,7 +118,7 @@ impl TestServer {
     /// Serves again on the same port with the same state: the history and its
     /// epochs survive, as with a persistent history store.
     pub async fn start_again(&mut self) {
-        let _ = self.shutdown.send(false);
+        self.state.shutdown_flag().send_replace(false);
         let listener = bind_again(self.addr).await;
         self.serve(listener);
     }
@@ -129,9 +126,8 @@ impl TestServer {
     /// Serves again on the same port with a fresh state: history lost, every
     /// topic gets a new epoch.
     pub async fn start_fresh(&mut self) {
-        let (state, shutdown, _) = AppState::new(self.config.clone()).expect("server state");
+        let state = AppState::new(self.config.clone()).expect("server state");
         self.state = state;
-        self.shutdown = shutdown;
         let listener = bind_again(self.addr).await;
         self.serve(listener);
     }

@@ -128,7 +128,7 @@ pub(super) async fn run<H: Handler>(
     };
     let mut heartbeat = period(config.heartbeat_interval);
     let mut ping = period(opts.ping_interval);
-    let mut shutdown = state.shutdown.clone();
+    let mut shutdown = state.shutdown.subscribe();
     let mut shutting_down = *shutdown.borrow();
     let mut c = Connection {
         bucket: TokenBucket::new(config),

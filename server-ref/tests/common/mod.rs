@@ -43,17 +43,11 @@ pub struct Server {
 pub async fn start(config: Config) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (state, tx, creds) = AppState::new(config).unwrap();
+    let state = AppState::new(config).unwrap();
     let (stop, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(hublink_server::run_with_state(
-        listener,
-        state.clone(),
-        tx,
-        creds,
-        async {
-            let _ = rx.await;
-        },
-    ));
+    let handle = tokio::spawn(hublink_server::run(listener, state.clone(), async {
+        let _ = rx.await;
+    }));
     Server {
         addr,
         state,
