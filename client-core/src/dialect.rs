@@ -109,6 +109,12 @@ impl DialectKind {
         }
     }
 
+    /// Every built-in dialect's name, comma-separated (for error messages).
+    pub fn names() -> String {
+        let names = DialectKind::ALL.map(DialectKind::name);
+        names.join(", ")
+    }
+
     /// The dialect as a trait object for [`Connection`](crate::Connection).
     pub fn build<V: JsonValue + 'static>(self) -> Box<dyn Dialect<V> + Send> {
         match self {

@@ -32,10 +32,22 @@ pub enum Error {
     #[error("the connection was closed by the application; call connect() first")]
     Closed,
     /// A dialect name that is not built in.
-    #[error(
-        "unknown dialect {0:?}: expected one of hublink, machines, devices, topics, actions, power"
-    )]
+    #[error("unknown dialect {name:?}: expected one of {}", crate::dialect::DialectKind::names(), name = .0)]
     UnknownDialect(String),
+}
+
+impl Error {
+    /// The error's code, as the CLI's JSON and the TypeScript package's
+    /// `HublinkError.code` spell it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::QueueFull { .. } => "queue_full",
+            Error::Unsupported { .. } => "unsupported",
+            Error::InvalidTopic { .. } => "invalid_topic",
+            Error::Closed => "closed",
+            Error::UnknownDialect(_) => "unknown_dialect",
+        }
+    }
 }
 
 /// `Result` with the core's [`Error`].

@@ -4,15 +4,15 @@
 //! as they are, so a state or reason added to the core fails here until the
 //! package knows it.
 
-use hublink_core::{DialectKind, Reason, Recovery, State, UnsentReason};
+use hublink_core::{DialectKind, Error, Reason, Recovery, State, UnsentReason};
 
-/// The string literals of `export const NAME = [...]` in pkg/src/index.ts.
+/// The string literals of `const NAME = [...]` in pkg/src/index.ts.
 fn ts_list(name: &str) -> Vec<String> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../pkg/src/index.ts");
     let source = std::fs::read_to_string(path).expect("pkg/src/index.ts");
     let start = source
-        .find(&format!("export const {name}"))
-        .unwrap_or_else(|| panic!("no `export const {name}` in pkg/src/index.ts"));
+        .find(&format!("const {name}"))
+        .unwrap_or_else(|| panic!("no `const {name}` in pkg/src/index.ts"));
     let list = &source[start..];
     let list = &list[list.find("= [").unwrap() + 3..];
     let list = &list[..list.find(']').unwrap()];
@@ -112,4 +112,39 @@ fn reasons_are_the_cores() {
 fn dialects_are_the_cores() {
     let core: Vec<&str> = DialectKind::ALL.map(DialectKind::name).to_vec();
     assert_eq!(ts_list("DIALECT_NAMES"), core);
+}
+
+#[test]
+fn error_codes_are_the_cores() {
+    let core = [
+        Error::QueueFull { limit: 0 },
+        Error::Unsupported {
+            dialect: "",
+            operation: "",
+        },
+        Error::InvalidTopic {
+            topic: String::new(),
+            problem: "",
+        },
+        Error::Closed,
+        Error::UnknownDialect(String::new()),
+    ]
+    .map(|e| e.code());
+    // `ERROR_CODES` is indexed by hublink-wasm's refusal numbers (1..=4, in
+    // the core's order; 0 and 5 are the generic "error"); the dialect check
+    // is the TS layer's own.
+    let listed = ts_list("ERROR_CODES");
+    assert_eq!(listed[1..5], core[..4]);
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../pkg/src/index.ts");
+    let source = std::fs::read_to_string(path).expect("pkg/src/index.ts");
+    let union = source
+        .lines()
+        .find(|l| l.trim_start().starts_with("code: \"queue_full\""))
+        .expect("HublinkError's code union in pkg/src/index.ts");
+    for code in core {
+        assert!(
+            union.contains(&format!("\"{code}\"")),
+            "{code} missing from {union}"
+        );
+    }
 }
