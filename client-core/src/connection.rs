@@ -8,7 +8,7 @@ use crate::protocol::{
     ServerError,
 };
 use crate::queue::{Fifo, OutboundQueue, QueueConfig};
-use crate::subscriptions::{Acked, Admitted, Subscriptions};
+use crate::subscriptions::{Acked, Admitted, Recovery, Subscriptions};
 use crate::{excerpt, DecodeError, Error, Result};
 use alloc::borrow::ToOwned;
 use alloc::boxed::Box;
@@ -204,30 +204,6 @@ pub struct StateChange {
     pub attempt: u32,
     /// When reconnecting: ms until the next attempt.
     pub retry_in_ms: Option<u64>,
-}
-
-/// What a (re)subscription means for the messages the application holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Recovery {
-    /// A first subscription: nothing was missed.
-    Fresh,
-    /// A resubscription and every missed message follows, in order.
-    Recovered,
-    /// A resubscription after which missed messages cannot be replayed (out of
-    /// the history window, the epoch changed, or the dialect has no history):
-    /// refetch the state.
-    Lost,
-}
-
-impl Recovery {
-    /// Its name in lower case, as events on the wire and in TypeScript spell it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Recovery::Fresh => "fresh",
-            Recovery::Recovered => "recovered",
-            Recovery::Lost => "lost",
-        }
-    }
 }
 
 /// Why a queued frame was never sent.

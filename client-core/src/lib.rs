@@ -90,8 +90,7 @@ mod subscriptions;
 
 pub use backoff::BackoffConfig;
 pub use connection::{
-    Config, Connection, Event, HeartbeatConfig, Reason, Recovery, State, StateChange, Transmit,
-    UnsentReason,
+    Config, Connection, Event, HeartbeatConfig, Reason, State, StateChange, Transmit, UnsentReason,
 };
 pub use dialect::{Dialect, DialectKind};
 pub(crate) use error::excerpt;
@@ -102,4 +101,4 @@ pub use protocol::{
     SUBPROTOCOL,
 };
 pub use queue::QueueConfig;
-pub use subscriptions::{Subscription, SubscriptionState, Subscriptions};
+pub use subscriptions::{Recovery, Subscription, SubscriptionState, Subscriptions};

@@ -2,11 +2,34 @@
 //! own rules: what a (re)subscribe recovers, what its ack means, and which
 //! messages are new (at most once, in order, gaps reported).
 
-use crate::connection::Recovery;
 use crate::protocol::Position;
 use alloc::borrow::ToOwned;
 use alloc::string::String;
 use alloc::vec::Vec;
+
+/// What a (re)subscription means for the messages the application holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recovery {
+    /// A first subscription: nothing was missed.
+    Fresh,
+    /// A resubscription and every missed message follows, in order.
+    Recovered,
+    /// A resubscription after which missed messages cannot be replayed (out of
+    /// the history window, the epoch changed, or the dialect has no history):
+    /// refetch the state.
+    Lost,
+}
+
+impl Recovery {
+    /// Its name in lower case, as events on the wire and in TypeScript spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Recovery::Fresh => "fresh",
+            Recovery::Recovered => "recovered",
+            Recovery::Lost => "lost",
+        }
+    }
+}
 
 /// Where a subscription stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
