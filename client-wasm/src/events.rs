@@ -11,7 +11,6 @@ use crate::js;
 use crate::json::Js;
 use crate::Outputs;
 use alloc::string::String;
-use alloc::vec::Vec;
 use hublink_core::json::concat;
 use hublink_core::{DecodeError, Event, Reason, UnsentReason};
 use wasm_bindgen::prelude::*;
@@ -285,8 +284,13 @@ pub(crate) fn emit(o: &Outputs, event: Event<Js>) {
             o.out(GAP, 0, Some(&topic), b, c, x, y, nan, none)
         }
         Event::Topics(topics) => {
-            let list: Vec<JsValue> = topics.iter().map(|t| JsValue::from_str(t)).collect();
-            o.out(TOPICS, 0, None, None, None, nan, nan, nan, &list.into())
+            // Built in place: a `Vec<JsValue>` would link wasm-bindgen's
+            // externref-slice glue for this one rare event.
+            let list = js::array();
+            for (i, t) in topics.iter().enumerate() {
+                js::set_index(&list, i as u32, t);
+            }
+            o.out(TOPICS, 0, None, None, None, nan, nan, nan, &list)
         }
         Event::ServerError(e) => {
             let (w, x) = (u32::from(e.recoverable), num(e.error_count));

@@ -19,6 +19,12 @@ extern "C" {
     /// `Array.isArray(value)`.
     #[wasm_bindgen(js_namespace = Array, js_name = isArray)]
     pub(crate) fn is_array(value: &JsValue) -> bool;
+    /// `Array.of()`: a new empty array.
+    #[wasm_bindgen(js_namespace = Array, js_name = of)]
+    pub(crate) fn array() -> JsValue;
+    /// `Reflect.set(array, index, value)`.
+    #[wasm_bindgen(js_namespace = Reflect, js_name = set)]
+    pub(crate) fn set_index(array: &JsValue, index: u32, value: &str) -> bool;
     /// `Array.of(a, b)`.
     #[wasm_bindgen(js_namespace = Array, js_name = of)]
     pub(crate) fn pair(a: &JsValue, b: &JsValue) -> JsValue;

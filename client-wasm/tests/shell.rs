@@ -264,3 +264,30 @@ fn outputs_may_call_back_into_the_core() {
         ["open:", "state:connecting", "close:", "state:disconnected"]
     );
 }
+
+#[wasm_bindgen_test]
+fn the_topics_answer_is_an_array_of_the_topics() {
+    let (c, log) = core(None);
+    c.connect(0.0);
+    c.opened(0.0);
+    assert_eq!(c.request_topics(0.0), 0);
+    c.drain();
+    assert_eq!(kinds(&log), ["open", "send", "state", "state"]);
+    frame(
+        &c,
+        r#"{"type":"topics","topics":["orders","machines.CNC-001"]}"#,
+    );
+    c.drain();
+    let topics = Array::from(&log.get(0));
+    assert_eq!(topics.get(0).as_string().as_deref(), Some("topics"));
+    let list = topics.get(8);
+    assert!(Array::is_array(&list), "{list:?}");
+    let list: Vec<_> = Array::from(&list).iter().map(|t| t.as_string()).collect();
+    assert_eq!(
+        list,
+        [
+            Some("orders".to_owned()),
+            Some("machines.CNC-001".to_owned())
+        ]
+    );
+}
