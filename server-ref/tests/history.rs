@@ -174,12 +174,9 @@ async fn recovers(c: &mut Client, topic: &str, from: u64, to: u64) {
 #[tokio::test]
 async fn a_client_600_behind_recovers_at_the_default_settings() {
     let s = start(defaults()).await;
-    let auth = format!("Bearer {KEY}");
-    let (st, out) = http(
+    let (st, out) = post_with_key(
         s.addr,
-        "POST",
         "/api/publish",
-        &[("Authorization", &auth)],
         &json!({"topic":"orders","data":0}).to_string(),
     )
     .await;
@@ -189,14 +186,8 @@ async fn a_client_600_behind_recovers_at_the_default_settings() {
     let batch: Vec<_> = (1..=600)
         .map(|i| json!({"topic":"orders","data":i}))
         .collect();
-    let (st, out) = http(
-        s.addr,
-        "POST",
-        "/api/publish/batch",
-        &[("Authorization", &auth)],
-        &json!({ "messages": batch }).to_string(),
-    )
-    .await;
+    let body = json!({ "messages": batch }).to_string();
+    let (st, out) = post_with_key(s.addr, "/api/publish/batch", &body).await;
     assert_eq!(st, 200, "{out}");
 
     let mut c = s.client("/ws").await;

@@ -26,64 +26,28 @@ async fn publish_api_needs_the_key_and_delivers_to_subscribers() {
     )
     .await;
     assert_eq!(st, 401);
-    let auth = format!("Bearer {KEY}");
-    let (st, out) = http(
-        s.addr,
-        "POST",
-        "/api/publish",
-        &[("Authorization", &auth)],
-        &body,
-    )
-    .await;
+    let (st, out) = post_with_key(s.addr, "/api/publish", &body).await;
     assert_eq!(st, 200, "{out}");
     let out: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(out["published"][0]["seq"], 1);
     let m = c.next_non_heartbeat().await;
     assert_eq!(m["data"], json!({"id":"A-17"}));
 
-    let (st, out) = http(
-        s.addr,
-        "POST",
-        "/api/publish",
-        &[("Authorization", &auth)],
-        "{\"topic\":\"a b\",\"data\":1}",
-    )
-    .await;
+    let (st, out) = post_with_key(s.addr, "/api/publish", "{\"topic\":\"a b\",\"data\":1}").await;
     assert_eq!(st, 400);
     assert!(out.contains("a b"), "{out}");
-    let (st, _) = http(
-        s.addr,
-        "POST",
-        "/api/publish",
-        &[("Authorization", &auth)],
-        "nope",
-    )
-    .await;
+    let (st, _) = post_with_key(s.addr, "/api/publish", "nope").await;
     assert_eq!(st, 400);
 
     // Batch: validated as a whole, published in order.
     let batch =
         json!({"messages":[{"topic":"orders","data":2},{"topic":"orders","data":3}]}).to_string();
-    let (st, out) = http(
-        s.addr,
-        "POST",
-        "/api/publish/batch",
-        &[("Authorization", &auth)],
-        &batch,
-    )
-    .await;
+    let (st, out) = post_with_key(s.addr, "/api/publish/batch", &batch).await;
     assert_eq!(st, 200, "{out}");
     assert_eq!(c.next_non_heartbeat().await["data"], 2);
     assert_eq!(c.next_non_heartbeat().await["data"], 3);
     let bad = json!([{"topic":"orders","data":4},{"data":5}]).to_string();
-    let (st, out) = http(
-        s.addr,
-        "POST",
-        "/api/publish/batch",
-        &[("Authorization", &auth)],
-        &bad,
-    )
-    .await;
+    let (st, out) = post_with_key(s.addr, "/api/publish/batch", &bad).await;
     assert_eq!(st, 400);
     assert!(out.contains("message 1"), "{out}");
     c.expect_silence(0.3).await;

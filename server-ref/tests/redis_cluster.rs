@@ -143,15 +143,7 @@ async fn publications_on_any_node_reach_every_nodes_subscribers_once_in_order() 
     let c = tokio::spawn(async move {
         for i in 0..20 {
             let body = json!({"topic":"orders","data":{"src":"c","i":i}}).to_string();
-            let auth = format!("Bearer {KEY}");
-            let (status, body) = http(
-                addr,
-                "POST",
-                "/api/publish",
-                &[("Authorization", &auth)],
-                &body,
-            )
-            .await;
+            let (status, body) = post_with_key(addr, "/api/publish", &body).await;
             assert_eq!(status, 200, "{body}");
         }
     });
@@ -457,15 +449,8 @@ async fn a_redis_restart_keeps_connections_reports_it_and_recovers() {
     let err = ca.next_where("type", "error").await;
     assert_eq!(err["code"], "publish_failed", "{err}");
     assert_eq!(err["recoverable"], true);
-    let auth = format!("Bearer {KEY}");
-    let (status, body) = http(
-        b.addr,
-        "POST",
-        "/api/publish",
-        &[("Authorization", &auth)],
-        r#"{"topic":"orders","data":2}"#,
-    )
-    .await;
+    let (status, body) =
+        post_with_key(b.addr, "/api/publish", r#"{"topic":"orders","data":2}"#).await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("Redis"), "{body}");
     assert_eq!(

@@ -11,7 +11,7 @@ mod redis_server;
 
 use std::time::Duration;
 
-use common::{http, start, KEY};
+use common::{http, post_with_key, start, KEY};
 use hublink_server::config::BrokerKind;
 use process::ServerProcess;
 use redis_server::RedisServer;
@@ -118,15 +118,8 @@ async fn a_cluster_node_found_after_a_reconnect_marks_the_broker_down() {
     assert_eq!(body["broker_up"], false, "{body}");
     assert!(!s.state.broker.status().up);
     // Publishes fail with that reason rather than with CLUSTERDOWN or MOVED.
-    let auth = format!("Bearer {KEY}");
-    let (status, body) = http(
-        s.addr,
-        "POST",
-        "/api/publish",
-        &[("Authorization", &auth)],
-        r#"{"topic":"orders","data":1}"#,
-    )
-    .await;
+    let (status, body) =
+        post_with_key(s.addr, "/api/publish", r#"{"topic":"orders","data":1}"#).await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("Redis Cluster"), "{body}");
     // It keeps checking: a standalone Redis back at the address is used again.
@@ -349,12 +342,9 @@ async fn rediss_urls_are_served_over_verified_tls() {
     c.send_json(serde_json::json!({"type":"subscribe","topic":"orders"}))
         .await;
     assert_eq!(c.next_non_heartbeat().await["success"], true);
-    let auth = format!("Bearer {KEY}");
-    let (status, body) = http(
+    let (status, body) = post_with_key(
         p.addr,
-        "POST",
         "/api/publish",
-        &[("Authorization", &auth)],
         r#"{"topic":"orders","data":"over tls"}"#,
     )
     .await;

@@ -179,33 +179,28 @@ impl Client {
 
     /// The next JSON message, skipping heartbeats.
     pub async fn next_non_heartbeat(&mut self) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let t = self
-                .next_text_within(left.as_secs_f64())
-                .await
-                .expect("a non-heartbeat message within 3 s");
-            let v: Value =
-                serde_json::from_str(&t).unwrap_or_else(|e| panic!("not JSON ({e}): {t}"));
-            if v["type"] != "heartbeat" {
-                return v;
-            }
-        }
+        self.next_such("a non-heartbeat message", |v| v["type"] != "heartbeat")
+            .await
     }
 
     /// The next message whose `key` equals `value`, skipping others.
     pub async fn next_where(&mut self, key: &str, value: &str) -> Value {
+        let what = format!("a message with {key} = {value}");
+        self.next_such(&what, |v| v[key] == value).await
+    }
+
+    /// The next JSON message that is `wanted`, skipping others, within 3 s.
+    async fn next_such(&mut self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let t = self
                 .next_text_within(left.as_secs_f64())
                 .await
-                .unwrap_or_else(|| panic!("no message with {key} = {value} within 3 s"));
+                .unwrap_or_else(|| panic!("no {what} within 3 s"));
             let v: Value =
                 serde_json::from_str(&t).unwrap_or_else(|e| panic!("not JSON ({e}): {t}"));
-            if v[key] == value {
+            if wanted(&v) {
                 return v;
             }
         }
@@ -272,6 +267,13 @@ impl Client {
             }))
             .await;
     }
+}
+
+/// `POST path` (the publish API) of `body` with the publish key ([`KEY`]);
+/// returns (status, body).
+pub async fn post_with_key(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
+    let auth = format!("Bearer {KEY}");
+    http(addr, "POST", path, &[("Authorization", &auth)], body).await
 }
 
 /// A minimal HTTP/1.1 request; returns (status, body).
