@@ -11,14 +11,14 @@ use std::sync::Arc;
 
 use crate::auth::Claims;
 use crate::conn::{ConnShared, Ctx, Handler};
-use crate::endpoints::{actions, canonical};
+use crate::endpoints::{actions, hublink};
 use crate::state::AppState;
 
 /// Which endpoint's parser a [`Session`] drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     /// `/ws`, hublink.v1.
-    Ws,
+    Hublink,
     /// `/api/v1/ws/`, the topics dialect.
     Topics,
     /// `/api/v1/actions`, the actions dialect.
@@ -60,8 +60,8 @@ impl Session {
             state.metrics.clone(),
         );
         let handler = match endpoint {
-            Endpoint::Ws => canonical::handler(false),
-            Endpoint::Topics => canonical::handler(true),
+            Endpoint::Hublink => hublink::handler(false),
+            Endpoint::Topics => hublink::handler(true),
             Endpoint::Actions => actions::handler(),
         };
         let mut s = Session {

@@ -28,7 +28,7 @@
 //!   broadcast never waits), the `writer` task; heartbeats, WebSocket pings, stale
 //!   cleanup (4008), rate limit (4029), size limit (1009), graceful shutdown
 //!   (`reconnect`, then 1012).
-//! - `endpoints/`: one module per protocol: `canonical` (`/ws` and the topics
+//! - `endpoints/`: one module per protocol: `hublink` (`/ws` and the topics
 //!   dialect `/api/v1/ws/`), `machines`, `devices`, `actions`, `power`, the HTTP
 //!   `publish` API and `status` (`/healthz`, `/metrics`); `wire` reads client JSON.
 //! - [`metrics`]: atomics rendered as Prometheus text at `/metrics`.
@@ -74,9 +74,9 @@ pub use time::now_ms;
 /// The router: every endpoint of the server, for `state`.
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/ws", any(endpoints::canonical::ws))
-        .route("/api/v1/ws/", any(endpoints::canonical::topics))
-        .route("/api/v1/ws", any(endpoints::canonical::topics))
+        .route("/ws", any(endpoints::hublink::ws))
+        .route("/api/v1/ws/", any(endpoints::hublink::topics))
+        .route("/api/v1/ws", any(endpoints::hublink::topics))
         .route("/ws/machines", any(endpoints::machines::all))
         .route("/ws/machines/", any(endpoints::machines::missing_id))
         .route("/ws/machines/{id}", any(endpoints::machines::one))

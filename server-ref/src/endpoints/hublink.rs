@@ -64,7 +64,7 @@ fn serve(
         heartbeat: true,
         ..DriveOptions::new(endpoint, &state.config)
     };
-    let handler = Canonical {
+    let handler = Hublink {
         topics_dialect: topics,
         subs: BTreeSet::new(),
         subscriber: None,
@@ -74,14 +74,14 @@ fn serve(
 
 /// A `/ws` (or, with `topics`, `/api/v1/ws/`) handler, for the fuzz harness.
 pub(crate) fn handler(topics: bool) -> Box<dyn Handler> {
-    Box::new(Canonical {
+    Box::new(Hublink {
         topics_dialect: topics,
         subs: BTreeSet::new(),
         subscriber: None,
     })
 }
 
-struct Canonical {
+struct Hublink {
     topics_dialect: bool,
     subs: BTreeSet<String>,
     subscriber: Option<Arc<StreamSubscriber>>,
@@ -105,7 +105,7 @@ impl Subscriber for StreamSubscriber {
     }
 
     fn missed(&self, topic: &str) {
-        if self.shape == Shape::Canonical {
+        if self.shape == Shape::Hublink {
             let f = frame(&json!({
                 "type": "reconnect",
                 "reason": format!("messages of {topic:?} were lost on this node: resubscribe with since"),
@@ -135,13 +135,13 @@ fn uuid_v4() -> String {
     )
 }
 
-impl Handler for Canonical {
+impl Handler for Hublink {
     fn on_open<'a>(&'a mut self, ctx: &'a mut Ctx) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let shape = if self.topics_dialect {
                 Shape::Topics
             } else {
-                Shape::Canonical
+                Shape::Hublink
             };
             self.subscriber = Some(Arc::new(StreamSubscriber {
                 conn: ctx.conn.clone(),
@@ -236,7 +236,7 @@ fn parse_since(v: &Value) -> Result<Option<Position>, String> {
     }
 }
 
-impl Canonical {
+impl Hublink {
     fn nack(&self, ctx: &mut Ctx, topic: &str, code: &str, message: &str) {
         ctx.error(code, message);
         ctx.send_json(&json!({
@@ -277,7 +277,7 @@ impl Canonical {
                 let shape = if topics_dialect {
                     Shape::Topics
                 } else {
-                    Shape::Canonical
+                    Shape::Hublink
                 };
                 let has_since = since.is_some();
                 let owned_topic: Arc<str> = topic.into();
