@@ -1,7 +1,7 @@
 //! The per-connection machinery shared by every endpoint.
 //!
 //! - `admission`: origin, shutdown, connection limit and token, before the
-//!   upgrade.
+//!   upgrade; and the policy on the one topic of an endpoint whose path names it.
 //! - `limit`: the connection limit, a semaphore.
 //! - `connection`: the reader loop, a `select!` whose inputs each go to one
 //!   `handle_*`: frames (size, UTF-8 and rate checks), heartbeats, pings,
@@ -11,7 +11,9 @@
 //! - `queue`: the send queue and its two budgets (live frames, replays).
 //! - `writer`: the task that writes what is queued, coalesced.
 //!
-//! Endpoints implement [`Handler`] and call [`admit`] then [`upgrade`].
+//! Endpoints implement [`Handler`] and call [`admit`] (and [`may_follow`])
+//! then [`upgrade`]; what a connection subscribes to is the endpoints'
+//! business (`endpoints::subscriptions`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,10 +25,8 @@ use hublink_core::protocol::{close_code, SUBPROTOCOL};
 use serde_json::Value;
 
 use crate::auth::Claims;
-use crate::broker::Subscriber;
 use crate::frames::{error_frame, frame};
 use crate::metrics::{Endpoint, Metrics};
-use crate::published::{Published, Shape};
 use crate::state::AppState;
 
 mod admission;
@@ -36,25 +36,9 @@ mod queue;
 mod shared;
 mod writer;
 
-pub(crate) use admission::admit;
+pub(crate) use admission::{admit, may_follow};
 pub(crate) use limit::ConnPermit;
 pub(crate) use shared::ConnShared;
-
-/// A subscriber that queues one shape of every message.
-pub(crate) struct ShapeSubscriber {
-    pub(crate) conn: Arc<ConnShared>,
-    pub(crate) shape: Shape,
-}
-
-impl Subscriber for ShapeSubscriber {
-    fn deliver(&self, msg: &Arc<Published>) {
-        self.conn.send_published(msg, self.shape);
-    }
-
-    fn catch_up(&self, topic: &Arc<str>, msgs: Vec<Arc<Published>>) {
-        self.conn.replay(topic, self.shape, None, msgs);
-    }
-}
 
 /// What a handler works with.
 pub(crate) struct Ctx {

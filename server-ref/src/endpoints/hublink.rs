@@ -1,7 +1,7 @@
 //! `/ws` (hublink.v1) and `/api/v1/ws/` (the topics dialect, a subset of it
 //! with its own `connected`, heartbeat and data shapes).
 
-use std::collections::BTreeSet;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use axum::extract::ws::WebSocketUpgrade;
@@ -9,16 +9,17 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::future::BoxFuture;
-use hublink_core::protocol::{close_code, SUBPROTOCOL};
+use hublink_core::protocol::SUBPROTOCOL;
 use serde_json::{json, Value};
 
-use super::wire::{message_type, parse_batch, short};
-use crate::broker::{Subscribed, Subscriber};
-use crate::conn::{admit, upgrade, ConnShared, Ctx, DriveOptions, Handler};
+use super::subscriptions::{Refusal, Subscriptions};
+use super::wire::{run_commands, short, Commands};
+use crate::broker::{OnReady, Subscribed};
+use crate::conn::{admit, upgrade, Ctx, DriveOptions, Handler};
 use crate::frames::frame;
 use crate::history::{Position, Replay};
 use crate::metrics::{Endpoint, Metrics};
-use crate::published::{Published, Shape};
+use crate::published::Shape;
 use crate::state::AppState;
 use crate::time::now_ms;
 use crate::topic::validate_topic;
@@ -64,55 +65,30 @@ fn serve(
         heartbeat: true,
         ..DriveOptions::new(endpoint, &state.config)
     };
-    let handler = Hublink {
-        topics_dialect: topics,
-        subs: BTreeSet::new(),
-        subscriber: None,
-    };
-    upgrade(ws, state, admitted, opts, handler)
+    upgrade(ws, state, admitted, opts, Hublink::new(topics))
 }
 
 /// A `/ws` (or, with `topics`, `/api/v1/ws/`) handler, for the fuzz harness.
 pub(crate) fn handler(topics: bool) -> Box<dyn Handler> {
-    Box::new(Hublink {
-        topics_dialect: topics,
-        subs: BTreeSet::new(),
-        subscriber: None,
-    })
+    Box::new(Hublink::new(topics))
 }
 
+/// A `/ws` connection, or with `topics_dialect` an `/api/v1/ws/` one.
 struct Hublink {
     topics_dialect: bool,
-    subs: BTreeSet<String>,
-    subscriber: Option<Arc<StreamSubscriber>>,
+    subs: Subscriptions,
 }
 
-/// Queues one shape of every message; when the broker lost messages it cannot
-/// replay (a Redis outage), asks a `/ws` client to reconnect, so that it
-/// resubscribes with `since` and hears `recovered: false`.
-struct StreamSubscriber {
-    conn: Arc<ConnShared>,
-    shape: Shape,
-}
-
-impl Subscriber for StreamSubscriber {
-    fn deliver(&self, msg: &Arc<Published>) {
-        self.conn.send_published(msg, self.shape);
-    }
-
-    fn catch_up(&self, topic: &Arc<str>, msgs: Vec<Arc<Published>>) {
-        self.conn.replay(topic, self.shape, None, msgs);
-    }
-
-    fn missed(&self, topic: &str) {
-        if self.shape == Shape::Hublink {
-            let f = frame(&json!({
-                "type": "reconnect",
-                "reason": format!("messages of {topic:?} were lost on this node: resubscribe with since"),
-                "retry_after": 0,
-            }));
-            self.conn
-                .close(close_code::RESTART, "stream interrupted", Some(f));
+impl Hublink {
+    fn new(topics_dialect: bool) -> Hublink {
+        let shape = if topics_dialect {
+            Shape::Topics
+        } else {
+            Shape::Hublink
+        };
+        Hublink {
+            topics_dialect,
+            subs: Subscriptions::new(shape),
         }
     }
 }
@@ -138,15 +114,6 @@ fn uuid_v4() -> String {
 impl Handler for Hublink {
     fn on_open<'a>(&'a mut self, ctx: &'a mut Ctx) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            let shape = if self.topics_dialect {
-                Shape::Topics
-            } else {
-                Shape::Hublink
-            };
-            self.subscriber = Some(Arc::new(StreamSubscriber {
-                conn: ctx.conn.clone(),
-                shape,
-            }));
             if self.topics_dialect {
                 ctx.send_json(&json!({
                     "type": "connected",
@@ -166,14 +133,7 @@ impl Handler for Hublink {
     }
 
     fn on_text<'a>(&'a mut self, ctx: &'a mut Ctx, text: &'a str) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            for item in parse_batch(text) {
-                match item {
-                    Ok(v) => self.handle(ctx, v).await,
-                    Err(e) => ctx.error("invalid_json", &e),
-                }
-            }
-        })
+        Box::pin(run_commands(self, ctx, text))
     }
 
     fn on_heartbeat(&mut self, ctx: &mut Ctx) {
@@ -190,9 +150,7 @@ impl Handler for Hublink {
     }
 
     fn on_close(&mut self, ctx: &mut Ctx) {
-        for t in std::mem::take(&mut self.subs) {
-            ctx.state.broker.unsubscribe(&t, ctx.conn.id);
-        }
+        self.subs.close(ctx);
     }
 }
 
@@ -236,142 +194,146 @@ fn parse_since(v: &Value) -> Result<Option<Position>, String> {
     }
 }
 
+impl Commands for Hublink {
+    const FIELD: &'static str = "type";
+
+    fn command<'a>(
+        &'a mut self,
+        ctx: &'a mut Ctx,
+        name: &'a str,
+        msg: &'a Value,
+    ) -> BoxFuture<'a, ControlFlow<()>> {
+        Box::pin(async move {
+            match name {
+                "subscribe" => self.subscribe(ctx, msg).await,
+                "unsubscribe" => self.unsubscribe(ctx, msg),
+                "get_topics" => {
+                    let mut topics: Vec<&String> = self.subs.topics().iter().collect();
+                    topics.sort();
+                    ctx.send_json(&json!({"type": "topics", "topics": topics}));
+                }
+                "publish" => publish(ctx, msg).await,
+                "ping" => ctx.send_json(&json!({"type": "pong", "timestamp": now_ms()})),
+                "heartbeat" => Metrics::inc(&ctx.state.metrics.heartbeat_echoes),
+                other => ctx.error("unknown_type", &format!("unknown message type {other:?}")),
+            }
+            ControlFlow::Continue(())
+        })
+    }
+}
+
+/// `subscribe_ack` with `success: false`, after the `error` that says why.
+fn nack(ctx: &mut Ctx, topic: &str, code: &str, message: &str) {
+    ctx.error(code, message);
+    ctx.send_json(&json!({
+        "type": "subscribe_ack", "topic": topic, "success": false,
+        "error": format!("{code}: {message}"), "code": code,
+    }));
+}
+
 impl Hublink {
-    fn nack(&self, ctx: &mut Ctx, topic: &str, code: &str, message: &str) {
-        ctx.error(code, message);
-        ctx.send_json(&json!({
-            "type": "subscribe_ack", "topic": topic, "success": false,
-            "error": format!("{code}: {message}"), "code": code,
-        }));
+    async fn subscribe(&mut self, ctx: &mut Ctx, v: &Value) {
+        let Some(topic) = topic_field(ctx, v, "subscribe") else {
+            return;
+        };
+        // A bad name is told before a bad `since`, and both before the policy's answer.
+        if let Err(e) = validate_topic(topic, ctx.state.config.max_topic_len) {
+            return nack(ctx, topic, "invalid_topic", &e.to_string());
+        }
+        let since = match parse_since(v) {
+            Ok(s) => s,
+            Err(e) => return nack(ctx, topic, "invalid_message", &e),
+        };
+        let on_ready = self.on_ready(ctx, topic, since.is_some());
+        match self.subs.subscribe_with(ctx, topic, since, on_ready).await {
+            Ok(()) => {}
+            Err(Refusal::InvalidTopic(e)) => nack(ctx, topic, "invalid_topic", &e.to_string()),
+            Err(Refusal::Forbidden(e) | Refusal::InvalidRoom(e)) => {
+                nack(ctx, topic, "forbidden", &e.to_string())
+            }
+            Err(Refusal::TooMany { limit }) => {
+                let m = format!("cannot subscribe to {topic:?}: limit of {limit} subscriptions per connection reached");
+                nack(ctx, topic, "too_many_subscriptions", &m);
+            }
+            Err(Refusal::Broker(e)) => {
+                nack(ctx, topic, "subscribe_failed", &e.to_string());
+                if matches!(e, Error::BrokerUnavailable(_)) {
+                    ctx.broker_unavailable(&e, true);
+                }
+            }
+        }
     }
 
-    async fn handle(&mut self, ctx: &mut Ctx, v: Value) {
-        let ty = match message_type(&v, "type") {
-            Ok(t) => t,
-            Err(e) => return ctx.error("invalid_message", &e),
+    /// What runs when the subscription starts: the `subscribe_ack` (with the
+    /// topic's position on `/ws`; with `recovered` after a `since`), then the
+    /// replay, then the topic's live messages.
+    fn on_ready(&self, ctx: &Ctx, topic: &str, has_since: bool) -> OnReady<'static> {
+        let conn = ctx.conn.clone();
+        let topics_dialect = self.topics_dialect;
+        let shape = self.subs.shape();
+        let topic: Arc<str> = topic.into();
+        Box::new(move |s: &Subscribed| {
+            let mut ack = json!({"type": "subscribe_ack", "topic": &*topic, "success": true});
+            if !topics_dialect {
+                ack["epoch"] = json!(&*s.position.epoch);
+                ack["seq"] = json!(s.position.seq);
+            }
+            let replay = match (&s.replay, has_since) {
+                (Some(Replay::Recovered(msgs)), true) => {
+                    ack["recovered"] = json!(true);
+                    msgs.clone()
+                }
+                (_, true) => {
+                    ack["recovered"] = json!(false);
+                    Vec::new()
+                }
+                _ => Vec::new(),
+            };
+            // The replay may be a whole history window: it goes out as
+            // fast as the client reads, not counted against the send
+            // queue, and the topic's live messages follow it.
+            conn.replay(&topic, shape, Some(frame(&ack)), replay);
+        })
+    }
+
+    fn unsubscribe(&mut self, ctx: &mut Ctx, v: &Value) {
+        let Some(topic) = topic_field(ctx, v, "unsubscribe") else {
+            return;
         };
-        let max_len = ctx.state.config.max_topic_len;
-        match ty {
-            "subscribe" => {
-                let Some(topic) = topic_field(ctx, &v, "subscribe") else {
-                    return;
-                };
-                if let Err(e) = validate_topic(topic, max_len) {
-                    return self.nack(ctx, topic, "invalid_topic", &e.to_string());
-                }
-                let since = match parse_since(&v) {
-                    Ok(s) => s,
-                    Err(e) => return self.nack(ctx, topic, "invalid_message", &e),
-                };
-                if let Err(e) = ctx.state.policy.may_subscribe(ctx.claims.as_ref(), topic) {
-                    return self.nack(ctx, topic, "forbidden", &e.to_string());
-                }
-                if !self.subs.contains(topic)
-                    && self.subs.len() >= ctx.state.config.max_subscriptions
-                {
-                    let m = format!("cannot subscribe to {topic:?}: limit of {} subscriptions per connection reached", ctx.state.config.max_subscriptions);
-                    return self.nack(ctx, topic, "too_many_subscriptions", &m);
-                }
-                let conn = ctx.conn.clone();
-                let topics_dialect = self.topics_dialect;
-                let shape = if topics_dialect {
-                    Shape::Topics
-                } else {
-                    Shape::Hublink
-                };
-                let has_since = since.is_some();
-                let owned_topic: Arc<str> = topic.into();
-                let on_ready = Box::new(move |s: &Subscribed| {
-                    let mut ack =
-                        json!({"type": "subscribe_ack", "topic": &*owned_topic, "success": true});
-                    if !topics_dialect {
-                        ack["epoch"] = json!(&*s.position.epoch);
-                        ack["seq"] = json!(s.position.seq);
-                    }
-                    let replay = match (&s.replay, has_since) {
-                        (Some(Replay::Recovered(msgs)), true) => {
-                            ack["recovered"] = json!(true);
-                            msgs.clone()
-                        }
-                        (_, true) => {
-                            ack["recovered"] = json!(false);
-                            Vec::new()
-                        }
-                        _ => Vec::new(),
-                    };
-                    // The replay may be a whole history window: it goes out as
-                    // fast as the client reads, not counted against the send
-                    // queue, and the topic's live messages follow it.
-                    conn.replay(&owned_topic, shape, Some(frame(&ack)), replay);
-                });
-                let sub = self.subscriber.clone().expect("subscriber set in on_open");
-                let broker = ctx.state.broker.clone();
-                match broker
-                    .subscribe(topic, ctx.conn.id, sub, since, on_ready)
-                    .await
-                {
-                    Ok(()) => {
-                        self.subs.insert(topic.to_string());
-                    }
-                    Err(e) => {
-                        self.nack(ctx, topic, "subscribe_failed", &e.to_string());
-                        if matches!(e, Error::BrokerUnavailable(_)) {
-                            ctx.broker_unavailable(&e, true);
-                        }
-                    }
-                }
-            }
-            "unsubscribe" => {
-                let Some(topic) = topic_field(ctx, &v, "unsubscribe") else {
-                    return;
-                };
-                if self.subs.remove(topic) {
-                    ctx.state.broker.unsubscribe(topic, ctx.conn.id);
-                    ctx.conn.cancel_replay(topic);
-                    ctx.send_json(
-                        &json!({"type": "unsubscribe_ack", "topic": topic, "success": true}),
-                    );
-                } else {
-                    ctx.send_json(&json!({
-                        "type": "unsubscribe_ack", "topic": topic, "success": false,
-                        "error": format!("not subscribed to topic {topic:?}"),
-                    }));
-                }
-            }
-            "get_topics" => {
-                let topics: Vec<&String> = self.subs.iter().collect();
-                ctx.send_json(&json!({"type": "topics", "topics": topics}));
-            }
-            "publish" => {
-                let Some(topic) = topic_field(ctx, &v, "publish") else {
-                    return;
-                };
-                if let Err(e) = validate_topic(topic, max_len) {
-                    return ctx.error("invalid_topic", &e.to_string());
-                }
-                let Some(data) = v.get("data") else {
-                    return ctx.error("invalid_message", "publish: field \"data\" is missing");
-                };
-                if let Err(e) = ctx.state.policy.may_publish(ctx.claims.as_ref(), topic) {
-                    return ctx.error("forbidden", &e.to_string());
-                }
-                let size = data.to_string().len();
-                let max = ctx.state.config.max_publish_size;
-                if size > max {
-                    return ctx.error(
-                        "message_too_big",
-                        &format!(
-                            "publish to {topic:?}: data is {size} bytes, over the limit of {max}"
-                        ),
-                    );
-                }
-                if let Err(e) = ctx.state.publish(topic, data.clone(), None).await {
-                    ctx.error("publish_failed", &e.to_string());
-                }
-            }
-            "ping" => ctx.send_json(&json!({"type": "pong", "timestamp": now_ms()})),
-            "heartbeat" => Metrics::inc(&ctx.state.metrics.heartbeat_echoes),
-            other => ctx.error("unknown_type", &format!("unknown message type {other:?}")),
+        if self.subs.unsubscribe(ctx, topic) {
+            ctx.conn.cancel_replay(topic);
+            ctx.send_json(&json!({"type": "unsubscribe_ack", "topic": topic, "success": true}));
+        } else {
+            ctx.send_json(&json!({
+                "type": "unsubscribe_ack", "topic": topic, "success": false,
+                "error": format!("not subscribed to topic {topic:?}"),
+            }));
         }
+    }
+}
+
+async fn publish(ctx: &mut Ctx, v: &Value) {
+    let Some(topic) = topic_field(ctx, v, "publish") else {
+        return;
+    };
+    if let Err(e) = validate_topic(topic, ctx.state.config.max_topic_len) {
+        return ctx.error("invalid_topic", &e.to_string());
+    }
+    let Some(data) = v.get("data") else {
+        return ctx.error("invalid_message", "publish: field \"data\" is missing");
+    };
+    if let Err(e) = ctx.state.policy.may_publish(ctx.claims.as_ref(), topic) {
+        return ctx.error("forbidden", &e.to_string());
+    }
+    let size = data.to_string().len();
+    let max = ctx.state.config.max_publish_size;
+    if size > max {
+        return ctx.error(
+            "message_too_big",
+            &format!("publish to {topic:?}: data is {size} bytes, over the limit of {max}"),
+        );
+    }
+    if let Err(e) = ctx.state.publish(topic, data.clone(), None).await {
+        ctx.error("publish_failed", &e.to_string());
     }
 }

@@ -23,8 +23,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
 
-use crate::conn::{admit, upgrade, Ctx, DriveOptions, Handler, ShapeSubscriber};
-use crate::metrics::{Endpoint, Metrics};
+use super::subscriptions::Subscriptions;
+use crate::conn::{admit, may_follow, upgrade, Ctx, DriveOptions, Handler};
+use crate::metrics::Endpoint;
 use crate::published::Shape;
 use crate::state::AppState;
 use crate::topic::child;
@@ -90,9 +91,8 @@ fn serve(
         Ok(a) => a,
         Err(r) => return *r,
     };
-    if let Err(e) = state.policy.may_subscribe(admitted.1.as_ref(), &topic) {
-        Metrics::inc(&state.metrics.rejected_forbidden);
-        return (StatusCode::FORBIDDEN, format!("{e}\n")).into_response();
+    if let Err(r) = may_follow(&state, admitted.1.as_ref(), &topic) {
+        return *r;
     }
     // The Go hub's ping period, no JSON protocol to send `reconnect` on; one
     // message per frame (see the module's doc).
@@ -109,34 +109,25 @@ fn serve(
         Machines {
             topic,
             pattern: id.is_none(),
+            subs: Subscriptions::new(Shape::Machines),
         },
     )
 }
 
+/// A connection to one machine's topic, or with `pattern` to every machine's.
 struct Machines {
     topic: String,
     pattern: bool,
+    subs: Subscriptions,
 }
 
 impl Handler for Machines {
     fn on_open<'a>(&'a mut self, ctx: &'a mut Ctx) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            let sub = Arc::new(ShapeSubscriber {
-                conn: ctx.conn.clone(),
-                shape: Shape::Machines,
-            });
             if self.pattern {
-                ctx.state
-                    .broker
-                    .subscribe_pattern(&self.topic, ctx.conn.id, sub);
-            } else {
-                let broker = ctx.state.broker.clone();
-                if let Err(e) = broker
-                    .subscribe(&self.topic, ctx.conn.id, sub, None, Box::new(|_| {}))
-                    .await
-                {
-                    ctx.broker_unavailable(&e, false);
-                }
+                self.subs.follow_pattern(ctx, &self.topic);
+            } else if let Err(e) = self.subs.follow(ctx, &self.topic).await {
+                ctx.broker_unavailable(&e, false);
             }
         })
     }
@@ -149,12 +140,6 @@ impl Handler for Machines {
     fn on_binary(&mut self, _ctx: &mut Ctx) {}
 
     fn on_close(&mut self, ctx: &mut Ctx) {
-        if self.pattern {
-            ctx.state
-                .broker
-                .unsubscribe_pattern(&self.topic, ctx.conn.id);
-        } else {
-            ctx.state.broker.unsubscribe(&self.topic, ctx.conn.id);
-        }
+        self.subs.close(ctx);
     }
 }

@@ -6,7 +6,6 @@
 //! Topics: module `{m}` publishes on `power.{m}` with the reading's fields as
 //! data; data `{"type":"error","message":...}` is sent as a recoverable `error`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::extract::ws::WebSocketUpgrade;
@@ -16,14 +15,14 @@ use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 
+use super::delivery::Filter;
+use super::subscriptions::Subscriptions;
 use super::wire::query_map;
-use crate::broker::Subscriber;
-use crate::conn::{admit, upgrade, ConnShared, Ctx, DriveOptions, Handler};
+use crate::conn::{admit, may_follow, upgrade, Ctx, DriveOptions, Handler};
 use crate::metrics::{Endpoint, Metrics};
-use crate::published::{Published, Shape};
+use crate::published::Shape;
 use crate::state::AppState;
-use crate::time::iso8601;
-use crate::time::now_ms;
+use crate::time::{iso8601, now_ms};
 use crate::topic::child;
 
 /// `GET /api/v1/ws/v2/power`.
@@ -63,9 +62,8 @@ pub(crate) async fn power(
         Ok(a) => a,
         Err(r) => return *r,
     };
-    if let Err(e) = state.policy.may_subscribe(admitted.1.as_ref(), &topic) {
-        Metrics::inc(&state.metrics.rejected_forbidden);
-        return (StatusCode::FORBIDDEN, format!("{e}\n")).into_response();
+    if let Err(r) = may_follow(&state, admitted.1.as_ref(), &topic) {
+        return *r;
     }
     let opts = options(&state, Endpoint::Power);
     upgrade(
@@ -73,10 +71,7 @@ pub(crate) async fn power(
         state,
         admitted,
         opts,
-        Power {
-            topic: Some(topic),
-            interval_ms: (interval * 1000.0) as u64,
-        },
+        Power::new(Some(topic), (interval * 1000.0) as u64),
     )
 }
 
@@ -92,16 +87,7 @@ pub(crate) async fn health(
         Err(r) => return *r,
     };
     let opts = options(&state, Endpoint::Health);
-    upgrade(
-        ws,
-        state,
-        admitted,
-        opts,
-        Power {
-            topic: None,
-            interval_ms: 0,
-        },
-    )
+    upgrade(ws, state, admitted, opts, Power::new(None, 0))
 }
 
 fn options(state: &AppState, endpoint: Endpoint) -> DriveOptions {
@@ -112,47 +98,28 @@ fn options(state: &AppState, endpoint: Endpoint) -> DriveOptions {
     }
 }
 
-/// Forwards at most one reading per interval (errors always pass).
-struct Throttled {
-    conn: Arc<ConnShared>,
-    interval_ms: u64,
-    last: AtomicU64,
-}
-
-impl Subscriber for Throttled {
-    fn deliver(&self, msg: &Arc<Published>) {
-        let is_error = msg.data.get("type").and_then(Value::as_str) == Some("error");
-        if !is_error && self.interval_ms > 0 {
-            let now = now_ms();
-            let last = self.last.load(Ordering::Relaxed);
-            if last != 0 && now.saturating_sub(last) < self.interval_ms {
-                return;
-            }
-            self.last.store(now, Ordering::Relaxed);
-        }
-        self.conn.send(msg.frame(Shape::Power));
-    }
-}
-
+/// A power connection following its module's topic (none: `/health`).
 struct Power {
     topic: Option<String>,
-    interval_ms: u64,
+    subs: Subscriptions,
+}
+
+impl Power {
+    /// At most one reading per `interval_ms` (errors always pass).
+    fn new(topic: Option<String>, interval_ms: u64) -> Power {
+        let filter = Filter::at_most_every(interval_ms);
+        Power {
+            topic,
+            subs: Subscriptions::filtered(Shape::Power, filter),
+        }
+    }
 }
 
 impl Handler for Power {
     fn on_open<'a>(&'a mut self, ctx: &'a mut Ctx) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             if let Some(topic) = &self.topic {
-                let sub = Arc::new(Throttled {
-                    conn: ctx.conn.clone(),
-                    interval_ms: self.interval_ms,
-                    last: AtomicU64::new(0),
-                });
-                let broker = ctx.state.broker.clone();
-                if let Err(e) = broker
-                    .subscribe(topic, ctx.conn.id, sub, None, Box::new(|_| {}))
-                    .await
-                {
+                if let Err(e) = self.subs.follow(ctx, topic).await {
                     ctx.broker_unavailable(&e, false);
                 }
             }
@@ -186,8 +153,6 @@ impl Handler for Power {
     }
 
     fn on_close(&mut self, ctx: &mut Ctx) {
-        if let Some(t) = &self.topic {
-            ctx.state.broker.unsubscribe(t, ctx.conn.id);
-        }
+        self.subs.close(ctx);
     }
 }
