@@ -65,13 +65,7 @@ impl Session {
             Endpoint::Actions => actions::handler(),
         };
         let mut s = Session {
-            ctx: Ctx {
-                conn,
-                state: state.clone(),
-                claims,
-                errors: 0,
-                iso_errors: false,
-            },
+            ctx: Ctx::new(conn, state.clone(), claims, false),
             handler,
         };
         s.handler.on_open(&mut s.ctx).await;

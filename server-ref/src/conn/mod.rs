@@ -51,6 +51,22 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// A fresh connection's context: no error sent yet.
+    pub(crate) fn new(
+        conn: Arc<ConnShared>,
+        state: Arc<AppState>,
+        claims: Option<Claims>,
+        iso_errors: bool,
+    ) -> Ctx {
+        Ctx {
+            conn,
+            state,
+            claims,
+            errors: 0,
+            iso_errors,
+        }
+    }
+
     pub(crate) fn send_json(&self, v: &Value) {
         self.conn.send(frame(v));
     }

@@ -118,61 +118,51 @@ fn data_str(v: &Value, action: &str, field: &str) -> Result<String, String> {
 impl Commands for Actions {
     const FIELD: &'static str = "action";
 
-    fn command<'a>(
-        &'a mut self,
-        ctx: &'a mut Ctx,
-        action: &'a str,
-        v: &'a Value,
-    ) -> BoxFuture<'a, ControlFlow<()>> {
-        Box::pin(async move {
-            match action {
-                "ping" => ctx.send_json(&json!({"action": "pong", "timestamp": iso8601(now_ms())})),
-                "getRooms" => {
-                    let rooms = self.rooms();
-                    ctx.send_json(
-                        &json!({"action": "getRooms", "rooms": rooms, "count": rooms.len()}),
-                    );
-                }
-                "getStatus" => {
-                    let c = ctx.claims.clone().unwrap_or_default();
-                    ctx.send_json(&json!({
-                        "action": "getStatus", "connected": true,
-                        "connectionId": format!("conn-{}", ctx.conn.id),
-                        "userId": c.sub, "branchId": c.branch, "role": c.role,
-                        "rooms": self.rooms(),
-                        "connectedAt": iso8601(self.connected_at),
-                    }));
-                }
-                "subscribe" => match data_str(v, action, "room") {
-                    Ok(room) => {
-                        self.subscribe(ctx, action, "room", room.clone(), &room)
-                            .await
-                    }
-                    Err(e) => ctx.error("invalid_message", &e),
-                },
-                "subscribeToOrder" => match data_str(v, action, "orderId") {
-                    Ok(o) => {
-                        let room = format!("order:{o}");
-                        self.subscribe(ctx, action, "orderId", o, &room).await;
-                    }
-                    Err(e) => ctx.error("invalid_message", &e),
-                },
-                "unsubscribe" => match data_str(v, action, "room") {
-                    Ok(room) => {
-                        let ok = self.rooms.unsubscribe(ctx, &topic(&room));
-                        let mut reply =
-                            json!({"action": "unsubscribe", "success": ok, "room": room});
-                        if !ok {
-                            reply["error"] = json!(format!("not in room {room:?}"));
-                        }
-                        ctx.send_json(&reply);
-                    }
-                    Err(e) => ctx.error("invalid_message", &e),
-                },
-                other => ctx.error("unknown_type", &format!("unknown action {other:?}")),
+    async fn command(&mut self, ctx: &mut Ctx, action: &str, v: &Value) -> ControlFlow<()> {
+        match action {
+            "ping" => ctx.send_json(&json!({"action": "pong", "timestamp": iso8601(now_ms())})),
+            "getRooms" => {
+                let rooms = self.rooms();
+                ctx.send_json(&json!({"action": "getRooms", "rooms": rooms, "count": rooms.len()}));
             }
-            ControlFlow::Continue(())
-        })
+            "getStatus" => {
+                let c = ctx.claims.clone().unwrap_or_default();
+                ctx.send_json(&json!({
+                    "action": "getStatus", "connected": true,
+                    "connectionId": format!("conn-{}", ctx.conn.id),
+                    "userId": c.sub, "branchId": c.branch, "role": c.role,
+                    "rooms": self.rooms(),
+                    "connectedAt": iso8601(self.connected_at),
+                }));
+            }
+            "subscribe" => match data_str(v, action, "room") {
+                Ok(room) => {
+                    self.subscribe(ctx, action, "room", room.clone(), &room)
+                        .await
+                }
+                Err(e) => ctx.error("invalid_message", &e),
+            },
+            "subscribeToOrder" => match data_str(v, action, "orderId") {
+                Ok(o) => {
+                    let room = format!("order:{o}");
+                    self.subscribe(ctx, action, "orderId", o, &room).await;
+                }
+                Err(e) => ctx.error("invalid_message", &e),
+            },
+            "unsubscribe" => match data_str(v, action, "room") {
+                Ok(room) => {
+                    let ok = self.rooms.unsubscribe(ctx, &topic(&room));
+                    let mut reply = json!({"action": "unsubscribe", "success": ok, "room": room});
+                    if !ok {
+                        reply["error"] = json!(format!("not in room {room:?}"));
+                    }
+                    ctx.send_json(&reply);
+                }
+                Err(e) => ctx.error("invalid_message", &e),
+            },
+            other => ctx.error("unknown_type", &format!("unknown action {other:?}")),
+        }
+        ControlFlow::Continue(())
     }
 }
 

@@ -145,31 +145,25 @@ impl Devices {
 impl Commands for Devices {
     const FIELD: &'static str = "type";
 
-    fn command<'a>(
-        &'a mut self,
-        ctx: &'a mut Ctx,
-        name: &'a str,
-        v: &'a Value,
-    ) -> BoxFuture<'a, ControlFlow<()>> {
-        Box::pin(async move {
-            match name {
-                "subscribe" => {
-                    if let Some(chs) = channels(ctx, v, "subscribe") {
-                        return self.subscribe(ctx, chs).await;
-                    }
+    async fn command(&mut self, ctx: &mut Ctx, name: &str, v: &Value) -> ControlFlow<()> {
+        match name {
+            "subscribe" => {
+                if let Some(chs) = channels(ctx, v, "subscribe") {
+                    return self.subscribe(ctx, chs).await;
                 }
-                "unsubscribe" => {
-                    for ch in channels(ctx, v, "unsubscribe").unwrap_or_default() {
-                        let topic = format!("devices.{}.{ch}", self.uuid);
-                        self.channels.unsubscribe(ctx, &topic);
-                    }
-                }
-                "ping" => ctx
-                    .send_json(&json!({"type": "pong", "data": {"timestamp": iso8601(now_ms())}})),
-                other => ctx.error("unknown_type", &format!("unknown message type {other:?}")),
             }
-            ControlFlow::Continue(())
-        })
+            "unsubscribe" => {
+                for ch in channels(ctx, v, "unsubscribe").unwrap_or_default() {
+                    let topic = format!("devices.{}.{ch}", self.uuid);
+                    self.channels.unsubscribe(ctx, &topic);
+                }
+            }
+            "ping" => {
+                ctx.send_json(&json!({"type": "pong", "data": {"timestamp": iso8601(now_ms())}}))
+            }
+            other => ctx.error("unknown_type", &format!("unknown message type {other:?}")),
+        }
+        ControlFlow::Continue(())
     }
 }
 

@@ -197,28 +197,21 @@ fn parse_since(v: &Value) -> Result<Option<Position>, String> {
 impl Commands for Hublink {
     const FIELD: &'static str = "type";
 
-    fn command<'a>(
-        &'a mut self,
-        ctx: &'a mut Ctx,
-        name: &'a str,
-        msg: &'a Value,
-    ) -> BoxFuture<'a, ControlFlow<()>> {
-        Box::pin(async move {
-            match name {
-                "subscribe" => self.subscribe(ctx, msg).await,
-                "unsubscribe" => self.unsubscribe(ctx, msg),
-                "get_topics" => {
-                    let mut topics: Vec<&String> = self.subs.topics().iter().collect();
-                    topics.sort();
-                    ctx.send_json(&json!({"type": "topics", "topics": topics}));
-                }
-                "publish" => publish(ctx, msg).await,
-                "ping" => ctx.send_json(&json!({"type": "pong", "timestamp": now_ms()})),
-                "heartbeat" => Metrics::inc(&ctx.state.metrics.heartbeat_echoes),
-                other => ctx.error("unknown_type", &format!("unknown message type {other:?}")),
+    async fn command(&mut self, ctx: &mut Ctx, name: &str, msg: &Value) -> ControlFlow<()> {
+        match name {
+            "subscribe" => self.subscribe(ctx, msg).await,
+            "unsubscribe" => self.unsubscribe(ctx, msg),
+            "get_topics" => {
+                let mut topics: Vec<&String> = self.subs.topics().iter().collect();
+                topics.sort();
+                ctx.send_json(&json!({"type": "topics", "topics": topics}));
             }
-            ControlFlow::Continue(())
-        })
+            "publish" => publish(ctx, msg).await,
+            "ping" => ctx.send_json(&json!({"type": "pong", "timestamp": now_ms()})),
+            "heartbeat" => Metrics::inc(&ctx.state.metrics.heartbeat_echoes),
+            other => ctx.error("unknown_type", &format!("unknown message type {other:?}")),
+        }
+        ControlFlow::Continue(())
     }
 }
 

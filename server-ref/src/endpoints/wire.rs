@@ -3,9 +3,9 @@
 //! error messages, and query strings.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::ops::ControlFlow;
 
-use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 use crate::conn::Ctx;
@@ -16,12 +16,12 @@ pub(crate) trait Commands: Send {
     const FIELD: &'static str;
 
     /// Runs command `name`; `Break` answers nothing more of the frame.
-    fn command<'a>(
-        &'a mut self,
-        ctx: &'a mut Ctx,
-        name: &'a str,
-        msg: &'a Value,
-    ) -> BoxFuture<'a, ControlFlow<()>>;
+    fn command(
+        &mut self,
+        ctx: &mut Ctx,
+        name: &str,
+        msg: &Value,
+    ) -> impl Future<Output = ControlFlow<()>> + Send;
 }
 
 /// Runs the commands of a text frame in order; a line that is not JSON, or
