@@ -23,9 +23,9 @@
 //!   redis`: several nodes share topics and history through Redis (a Lua script per
 //!   publish, one pub/sub connection per node).
 //! - [`frames`]: the server's own small frames (`error`, `reconnect`).
-//! - `conn/`: what every WebSocket endpoint shares: `admission` (origin,
-//!   connection limit, token, the policy on a topic the path names), the
-//!   `connection` loop, the `queue` (full: close 4009, the broadcast never
+//! - `conn/`: what every WebSocket endpoint shares: the `upgrade` request each
+//!   takes, its `admission` (origin, connection limit, token, the policy on a
+//!   topic the path names), the `connection` loop, the `queue` (full: close 4009, the broadcast never
 //!   waits), the `writer` task; heartbeats, WebSocket pings, stale cleanup
 //!   (4008), rate limit (4029), size limit (1009), graceful shutdown
 //!   (`reconnect`, then 1012).

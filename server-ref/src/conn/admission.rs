@@ -13,7 +13,7 @@ use crate::metrics::{Endpoint, Metrics};
 use crate::state::AppState;
 
 /// Origin, connection limit and token checks before an upgrade.
-pub(crate) fn admit(
+pub(super) fn admit(
     state: &Arc<AppState>,
     endpoint: Endpoint,
     headers: &HeaderMap,
@@ -68,7 +68,7 @@ pub(crate) fn admit(
 
 /// For an endpoint whose path names the one topic it streams: 403 unless
 /// the policy lets `claims` subscribe to `topic`.
-pub(crate) fn may_follow(
+pub(super) fn may_follow(
     state: &AppState,
     claims: Option<&Claims>,
     topic: &str,

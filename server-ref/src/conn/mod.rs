@@ -10,18 +10,19 @@
 //!   and the close request.
 //! - `queue`: the send queue and its two budgets (live frames, replays).
 //! - `writer`: the task that writes what is queued, coalesced.
+//! - `upgrade`: the [`UpgradeRequest`] every endpoint takes, admitted then
+//!   upgraded.
 //!
-//! Endpoints implement [`Handler`] and call [`admit`] (and [`may_follow`])
-//! then [`upgrade`]; what a connection subscribes to is the endpoints'
-//! business (`endpoints::subscriptions`).
+//! Endpoints implement [`Handler`] and [`accept`](UpgradeRequest::accept) an
+//! [`UpgradeRequest`] with it; what a connection subscribes to is the
+//! endpoints' business (`endpoints::subscriptions`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{Utf8Bytes, WebSocketUpgrade};
-use axum::response::Response;
+use axum::extract::ws::Utf8Bytes;
 use futures_util::future::BoxFuture;
-use hublink_core::protocol::{close_code, SUBPROTOCOL};
+use hublink_core::protocol::close_code;
 use serde_json::Value;
 
 use crate::auth::Claims;
@@ -34,11 +35,11 @@ mod connection;
 pub(crate) mod limit;
 mod queue;
 mod shared;
+mod upgrade;
 mod writer;
 
-pub(crate) use admission::{admit, may_follow};
-pub(crate) use limit::ConnPermit;
 pub(crate) use shared::ConnShared;
+pub(crate) use upgrade::UpgradeRequest;
 
 /// What a handler works with.
 pub(crate) struct Ctx {
@@ -177,28 +178,4 @@ impl DriveOptions {
             iso_errors: false,
         }
     }
-}
-
-/// Upgrades with the configured limits and runs `handler` on the socket.
-pub(crate) fn upgrade<H: Handler>(
-    ws: WebSocketUpgrade,
-    state: Arc<AppState>,
-    admitted: (ConnPermit, Option<Claims>),
-    opts: DriveOptions,
-    handler: H,
-) -> Response {
-    let c = &state.config;
-    let ws = ws
-        .read_buffer_size(c.read_buffer_size)
-        .write_buffer_size(c.write_buffer_size)
-        .max_write_buffer_size(c.write_buffer_size + (4 << 20))
-        .max_message_size(c.max_message_size)
-        .max_frame_size(c.max_message_size);
-    let ws = if opts.endpoint == Endpoint::Ws {
-        ws.protocols([SUBPROTOCOL])
-    } else {
-        ws
-    };
-    let (permit, claims) = admitted;
-    ws.on_upgrade(move |socket| connection::run(socket, state, permit, claims, opts, handler))
 }

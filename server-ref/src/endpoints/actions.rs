@@ -10,11 +10,7 @@
 //! they were joined, as the seed's session shows them.
 
 use std::ops::ControlFlow;
-use std::sync::Arc;
 
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
@@ -22,25 +18,15 @@ use serde_json::{json, Value};
 use super::delivery::Filter;
 use super::subscriptions::{Refusal, Subscriptions};
 use super::wire::{run_commands, short, Commands};
-use crate::conn::{admit, upgrade, Ctx, DriveOptions, Handler};
+use crate::conn::{Ctx, DriveOptions, Handler, UpgradeRequest};
 use crate::metrics::Endpoint;
 use crate::published::Shape;
-use crate::state::AppState;
 use crate::time::{iso8601, now_ms};
 
 /// `GET /api/v1/actions` (also `/actions` and `/dev`, the API Gateway stage path).
-pub(crate) async fn ws(
-    State(state): State<Arc<AppState>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
-    let admitted = match admit(&state, Endpoint::Actions, &headers, query.as_deref()) {
-        Ok(a) => a,
-        Err(r) => return *r,
-    };
-    let opts = DriveOptions::new(Endpoint::Actions, &state.config);
-    upgrade(ws, state, admitted, opts, Actions::new())
+pub(crate) async fn ws(req: UpgradeRequest) -> Response {
+    let opts = DriveOptions::new(Endpoint::Actions, &req.state.config);
+    req.accept(opts, None, Actions::new())
 }
 
 /// An actions-dialect handler, for the fuzz harness.

@@ -7,11 +7,9 @@
 //! current value immediately, then every period).
 
 use std::ops::ControlFlow;
-use std::sync::Arc;
 
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::Path;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
@@ -19,45 +17,25 @@ use serde_json::{json, Value};
 use super::subscriptions::{Refusal, Subscriptions};
 use super::wire::{run_commands, short, Commands};
 use crate::broker::Subscribed;
-use crate::conn::{admit, upgrade, Ctx, DriveOptions, Handler};
+use crate::conn::{Ctx, DriveOptions, Handler, UpgradeRequest};
 use crate::metrics::Endpoint;
 use crate::published::Shape;
-use crate::state::AppState;
 use crate::time::{iso8601, now_ms};
 use crate::topic::{child, validate_topic};
 
 /// `GET /api/v1/devices/{uuid}/ws`.
-pub(crate) async fn ws(
-    State(state): State<Arc<AppState>>,
-    Path(uuid): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
-    if uuid.contains('.')
-        || validate_topic(&format!("devices.{uuid}.x"), state.config.max_topic_len).is_err()
-    {
+pub(crate) async fn ws(Path(uuid): Path<String>, req: UpgradeRequest) -> Response {
+    let max = req.state.config.max_topic_len;
+    if uuid.contains('.') || validate_topic(&format!("devices.{uuid}.x"), max).is_err() {
         return (
             StatusCode::BAD_REQUEST,
             format!("device uuid {uuid:?} is not valid\n"),
         )
             .into_response();
     }
-    let admitted = match admit(&state, Endpoint::Devices, &headers, query.as_deref()) {
-        Ok(a) => a,
-        Err(r) => return *r,
-    };
-    let opts = DriveOptions::new(Endpoint::Devices, &state.config);
-    upgrade(
-        ws,
-        state,
-        admitted,
-        opts,
-        Devices {
-            uuid,
-            channels: Subscriptions::new(Shape::Devices),
-        },
-    )
+    let opts = DriveOptions::new(Endpoint::Devices, &req.state.config);
+    let channels = Subscriptions::new(Shape::Devices);
+    req.accept(opts, None, Devices { uuid, channels })
 }
 
 /// A connection to one device; its channels are its topics, `devices.{uuid}.{channel}`.

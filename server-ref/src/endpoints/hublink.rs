@@ -4,9 +4,6 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::future::BoxFuture;
 use hublink_core::protocol::SUBPROTOCOL;
@@ -15,57 +12,36 @@ use serde_json::{json, Value};
 use super::subscriptions::{Refusal, Subscriptions};
 use super::wire::{run_commands, short, Commands};
 use crate::broker::{OnReady, Subscribed};
-use crate::conn::{admit, upgrade, Ctx, DriveOptions, Handler};
+use crate::conn::{Ctx, DriveOptions, Handler, UpgradeRequest};
 use crate::frames::frame;
 use crate::history::{Position, Replay};
 use crate::metrics::{Endpoint, Metrics};
 use crate::published::Shape;
-use crate::state::AppState;
 use crate::time::now_ms;
 use crate::topic::validate_topic;
 use crate::Error;
 
 /// `GET /ws`.
-pub(crate) async fn ws(
-    State(state): State<Arc<AppState>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
-    serve(state, query, headers, ws, false)
+pub(crate) async fn ws(req: UpgradeRequest) -> Response {
+    serve(req, false)
 }
 
 /// `GET /api/v1/ws/`.
-pub(crate) async fn topics(
-    State(state): State<Arc<AppState>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
-    serve(state, query, headers, ws, true)
+pub(crate) async fn topics(req: UpgradeRequest) -> Response {
+    serve(req, true)
 }
 
-fn serve(
-    state: Arc<AppState>,
-    query: Option<String>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-    topics: bool,
-) -> Response {
+fn serve(req: UpgradeRequest, topics: bool) -> Response {
     let endpoint = if topics {
         Endpoint::Topics
     } else {
         Endpoint::Ws
     };
-    let admitted = match admit(&state, endpoint, &headers, query.as_deref()) {
-        Ok(a) => a,
-        Err(r) => return *r,
-    };
     let opts = DriveOptions {
         heartbeat: true,
-        ..DriveOptions::new(endpoint, &state.config)
+        ..DriveOptions::new(endpoint, &req.state.config)
     };
-    upgrade(ws, state, admitted, opts, Hublink::new(topics))
+    req.accept(opts, None, Hublink::new(topics))
 }
 
 /// A `/ws` (or, with `topics`, `/api/v1/ws/`) handler, for the fuzz harness.

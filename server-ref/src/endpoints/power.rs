@@ -6,11 +6,7 @@
 //! Topics: module `{m}` publishes on `power.{m}` with the reading's fields as
 //! data; data `{"type":"error","message":...}` is sent as a recoverable `error`.
 
-use std::sync::Arc;
-
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
@@ -18,7 +14,7 @@ use serde_json::{json, Value};
 use super::delivery::Filter;
 use super::subscriptions::Subscriptions;
 use super::wire::query_map;
-use crate::conn::{admit, may_follow, upgrade, Ctx, DriveOptions, Handler};
+use crate::conn::{Ctx, DriveOptions, Handler, UpgradeRequest};
 use crate::metrics::{Endpoint, Metrics};
 use crate::published::Shape;
 use crate::state::AppState;
@@ -26,13 +22,8 @@ use crate::time::{iso8601, now_ms};
 use crate::topic::child;
 
 /// `GET /api/v1/ws/v2/power`.
-pub(crate) async fn power(
-    State(state): State<Arc<AppState>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
-    let q = query_map(query.as_deref());
+pub(crate) async fn power(req: UpgradeRequest) -> Response {
+    let q = query_map(req.query.as_deref());
     let Some(module) = q.get("module").filter(|m| !m.is_empty()) else {
         return (
             StatusCode::BAD_REQUEST,
@@ -40,7 +31,7 @@ pub(crate) async fn power(
         )
             .into_response();
     };
-    let Some(topic) = child("power", module, state.config.max_topic_len) else {
+    let Some(topic) = child("power", module, req.state.config.max_topic_len) else {
         return (
             StatusCode::BAD_REQUEST,
             format!("module {module:?} is not valid\n"),
@@ -58,36 +49,15 @@ pub(crate) async fn power(
                 .into_response()
         }
     };
-    let admitted = match admit(&state, Endpoint::Power, &headers, query.as_deref()) {
-        Ok(a) => a,
-        Err(r) => return *r,
-    };
-    if let Err(r) = may_follow(&state, admitted.1.as_ref(), &topic) {
-        return *r;
-    }
-    let opts = options(&state, Endpoint::Power);
-    upgrade(
-        ws,
-        state,
-        admitted,
-        opts,
-        Power::new(Some(topic), (interval * 1000.0) as u64),
-    )
+    let opts = options(&req.state, Endpoint::Power);
+    let handler = Power::new(Some(topic.clone()), (interval * 1000.0) as u64);
+    req.accept(opts, Some(&topic), handler)
 }
 
 /// `GET /api/v1/ws/v2/health`.
-pub(crate) async fn health(
-    State(state): State<Arc<AppState>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
-    let admitted = match admit(&state, Endpoint::Health, &headers, query.as_deref()) {
-        Ok(a) => a,
-        Err(r) => return *r,
-    };
-    let opts = options(&state, Endpoint::Health);
-    upgrade(ws, state, admitted, opts, Power::new(None, 0))
+pub(crate) async fn health(req: UpgradeRequest) -> Response {
+    let opts = options(&req.state, Endpoint::Health);
+    req.accept(opts, None, Power::new(None, 0))
 }
 
 fn options(state: &AppState, endpoint: Endpoint) -> DriveOptions {
