@@ -74,7 +74,7 @@ impl UpgradeRequest {
             .max_write_buffer_size(c.write_buffer_size + (4 << 20))
             .max_message_size(c.max_message_size)
             .max_frame_size(c.max_message_size);
-        let ws = if opts.endpoint == Endpoint::Ws {
+        let ws = if opts.endpoint == Endpoint::Hublink {
             ws.protocols([SUBPROTOCOL])
         } else {
             ws

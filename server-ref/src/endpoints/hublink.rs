@@ -35,7 +35,7 @@ fn serve(req: UpgradeRequest, topics: bool) -> Response {
     let endpoint = if topics {
         Endpoint::Topics
     } else {
-        Endpoint::Ws
+        Endpoint::Hublink
     };
     let opts = DriveOptions {
         heartbeat: true,
