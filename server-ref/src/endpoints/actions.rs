@@ -6,8 +6,8 @@
 //! Rooms are topics `room:{room}`. On connect the client joins `branch:{branch}`,
 //! `user:{sub}` and `role:{role}:{branch}` from its token (`sub`/`branch` may be
 //! named `userId`/`branchId`, as the seed's tokens name them); other rooms are
-//! checked by [`crate::auth::room_allowed`]. `getRooms` lists them in the order
-//! they were joined, as the seed's session shows them.
+//! checked by the room scoping of [`crate::policy`]. `getRooms` lists them in
+//! the order they were joined, as the seed's session shows them.
 
 use std::ops::ControlFlow;
 
