@@ -112,7 +112,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let endpoint = match sel % 3 {
-        0 => Endpoint::Ws,
+        0 => Endpoint::Hublink,
         1 => Endpoint::Topics,
         _ => Endpoint::Actions,
     };

@@ -11,14 +11,14 @@ use std::sync::Arc;
 
 use crate::auth::Claims;
 use crate::conn::{ConnShared, Ctx, Handler};
-use crate::endpoints::{actions, canonical};
+use crate::endpoints::{actions, hublink};
 use crate::state::AppState;
 
 /// Which endpoint's parser a [`Session`] drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     /// `/ws`, hublink.v1.
-    Ws,
+    Hublink,
     /// `/api/v1/ws/`, the topics dialect.
     Topics,
     /// `/api/v1/actions`, the actions dialect.
@@ -60,18 +60,12 @@ impl Session {
             state.metrics.clone(),
         );
         let handler = match endpoint {
-            Endpoint::Ws => canonical::handler(false),
-            Endpoint::Topics => canonical::handler(true),
+            Endpoint::Hublink => hublink::handler(false),
+            Endpoint::Topics => hublink::handler(true),
             Endpoint::Actions => actions::handler(),
         };
         let mut s = Session {
-            ctx: Ctx {
-                conn,
-                state: state.clone(),
-                claims,
-                errors: 0,
-                iso_errors: false,
-            },
+            ctx: Ctx::new(conn, state.clone(), claims, false),
             handler,
         };
         s.handler.on_open(&mut s.ctx).await;

@@ -23,14 +23,20 @@
 //!   redis`: several nodes share topics and history through Redis (a Lua script per
 //!   publish, one pub/sub connection per node).
 //! - [`frames`]: the server's own small frames (`error`, `reconnect`).
-//! - `conn/`: what every WebSocket endpoint shares: `admission` (origin, connection
-//!   limit, token), the `connection` loop, the `queue` (full: close 4009, the
-//!   broadcast never waits), the `writer` task; heartbeats, WebSocket pings, stale
-//!   cleanup (4008), rate limit (4029), size limit (1009), graceful shutdown
+//! - `conn/`: what every WebSocket endpoint shares: the `upgrade` request each
+//!   takes, its `admission` (origin, connection limit, token, the policy on a
+//!   topic the path names), the `connection` loop, the `queue` (full: close 4009, the broadcast never
+//!   waits), the `writer` task; heartbeats, WebSocket pings, stale cleanup
+//!   (4008), rate limit (4029), size limit (1009), graceful shutdown
 //!   (`reconnect`, then 1012).
-//! - `endpoints/`: one module per protocol: `canonical` (`/ws` and the topics
-//!   dialect `/api/v1/ws/`), `machines`, `devices`, `actions`, `power`, the HTTP
-//!   `publish` API and `status` (`/healthz`, `/metrics`); `wire` reads client JSON.
+//! - `endpoints/`: one module per protocol, each with its own parsing and
+//!   replies: `hublink` (`/ws`, hublink.v1, and the topics dialect
+//!   `/api/v1/ws/`), `machines`, `devices`, `actions`, `power`, the HTTP
+//!   `publish` API and `status` (`/healthz`, `/metrics`). What they share:
+//!   `subscriptions` (what a connection follows, and the one subscribe pipeline:
+//!   topic, policy, limit, broker, ready/replay, with typed refusals),
+//!   `delivery` (the one subscriber: a shape and a filter), `wire` (client
+//!   JSON: `\n` batches of commands).
 //! - [`metrics`]: atomics rendered as Prometheus text at `/metrics`.
 //! - `demo`: simulated feeds for `--demo`.
 //!
@@ -73,9 +79,9 @@ pub use time::now_ms;
 /// The router: every endpoint of the server, for `state`.
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/ws", any(endpoints::canonical::ws))
-        .route("/api/v1/ws/", any(endpoints::canonical::topics))
-        .route("/api/v1/ws", any(endpoints::canonical::topics))
+        .route("/ws", any(endpoints::hublink::ws))
+        .route("/api/v1/ws/", any(endpoints::hublink::topics))
+        .route("/api/v1/ws", any(endpoints::hublink::topics))
         .route("/ws/machines", any(endpoints::machines::all))
         .route("/ws/machines/", any(endpoints::machines::missing_id))
         .route("/ws/machines/{id}", any(endpoints::machines::one))

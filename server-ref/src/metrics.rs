@@ -9,7 +9,7 @@ use crate::broker::Broker;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     /// `/ws`, the canonical hublink.v1 endpoint.
-    Ws = 0,
+    Hublink = 0,
     /// `/api/v1/ws/`, the topics dialect.
     Topics = 1,
     /// `/ws/machines[/{id}]`.
@@ -27,7 +27,7 @@ pub enum Endpoint {
 impl Endpoint {
     /// Every endpoint.
     pub const ALL: [Endpoint; 7] = [
-        Endpoint::Ws,
+        Endpoint::Hublink,
         Endpoint::Topics,
         Endpoint::Machines,
         Endpoint::Devices,
@@ -39,7 +39,7 @@ impl Endpoint {
     /// The endpoint's short name (also used by `--anonymous-endpoints`).
     pub fn name(self) -> &'static str {
         match self {
-            Endpoint::Ws => "ws",
+            Endpoint::Hublink => "ws",
             Endpoint::Topics => "topics",
             Endpoint::Machines => "machines",
             Endpoint::Devices => "devices",

@@ -48,7 +48,7 @@ impl std::fmt::Debug for Published {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
     /// `/ws`: `{"type":"message","topic","seq","epoch","data","timestamp"}`.
-    Canonical = 0,
+    Hublink = 0,
     /// `/api/v1/ws/`: the data object itself, with a `topic` field added.
     Topics = 1,
     /// `/ws/machines`: `{"type","data","timestamp"(RFC 3339)}`.
@@ -101,7 +101,7 @@ impl Published {
 
     fn render(&self, shape: Shape) -> Utf8Bytes {
         match shape {
-            Shape::Canonical => to_frame(&MessageFrame {
+            Shape::Hublink => to_frame(&MessageFrame {
                 r#type: "message",
                 topic: &self.topic,
                 seq: self.seq,

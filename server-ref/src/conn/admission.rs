@@ -1,5 +1,6 @@
 //! Admission: what is checked before an upgrade (origin, shutdown, the
-//! connection limit, the token).
+//! connection limit, the token, and for an endpoint whose path names its one
+//! topic, the policy's word on it).
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use crate::metrics::{Endpoint, Metrics};
 use crate::state::AppState;
 
 /// Origin, connection limit and token checks before an upgrade.
-pub(crate) fn admit(
+pub(super) fn admit(
     state: &Arc<AppState>,
     endpoint: Endpoint,
     headers: &HeaderMap,
@@ -63,4 +64,17 @@ pub(crate) fn admit(
         .claims_for(endpoint, token)
         .map_err(|e| unauthorized(e.0))?;
     Ok((permit, claims))
+}
+
+/// For an endpoint whose path names the one topic it streams: 403 unless
+/// the policy lets `claims` subscribe to `topic`.
+pub(super) fn may_follow(
+    state: &AppState,
+    claims: Option<&Claims>,
+    topic: &str,
+) -> Result<(), Box<Response>> {
+    state.policy.may_subscribe(claims, topic).map_err(|e| {
+        Metrics::inc(&state.metrics.rejected_forbidden);
+        Box::new((StatusCode::FORBIDDEN, format!("{e}\n")).into_response())
+    })
 }

@@ -132,13 +132,7 @@ pub(super) async fn run<H: Handler>(
     let mut shutting_down = *shutdown.borrow();
     let mut c = Connection {
         bucket: TokenBucket::new(config),
-        ctx: Ctx {
-            conn,
-            state: state.clone(),
-            claims,
-            errors: 0,
-            iso_errors: opts.iso_errors,
-        },
+        ctx: Ctx::new(conn, state.clone(), claims, opts.iso_errors),
         handler,
         last_inbound: tokio::time::Instant::now(),
         stale,

@@ -1,7 +1,7 @@
 //! The per-connection machinery shared by every endpoint.
 //!
 //! - `admission`: origin, shutdown, connection limit and token, before the
-//!   upgrade.
+//!   upgrade; and the policy on the one topic of an endpoint whose path names it.
 //! - `limit`: the connection limit, a semaphore.
 //! - `connection`: the reader loop, a `select!` whose inputs each go to one
 //!   `handle_*`: frames (size, UTF-8 and rate checks), heartbeats, pings,
@@ -10,23 +10,24 @@
 //!   and the close request.
 //! - `queue`: the send queue and its two budgets (live frames, replays).
 //! - `writer`: the task that writes what is queued, coalesced.
+//! - `upgrade`: the [`UpgradeRequest`] every endpoint takes, admitted then
+//!   upgraded.
 //!
-//! Endpoints implement [`Handler`] and call [`admit`] then [`upgrade`].
+//! Endpoints implement [`Handler`] and [`accept`](UpgradeRequest::accept) an
+//! [`UpgradeRequest`] with it; what a connection subscribes to is the
+//! endpoints' business (`endpoints::subscriptions`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{Utf8Bytes, WebSocketUpgrade};
-use axum::response::Response;
+use axum::extract::ws::Utf8Bytes;
 use futures_util::future::BoxFuture;
-use hublink_core::protocol::{close_code, SUBPROTOCOL};
+use hublink_core::protocol::close_code;
 use serde_json::Value;
 
 use crate::auth::Claims;
-use crate::broker::Subscriber;
 use crate::frames::{error_frame, frame};
 use crate::metrics::{Endpoint, Metrics};
-use crate::published::{Published, Shape};
 use crate::state::AppState;
 
 mod admission;
@@ -34,27 +35,11 @@ mod connection;
 pub(crate) mod limit;
 mod queue;
 mod shared;
+mod upgrade;
 mod writer;
 
-pub(crate) use admission::admit;
-pub(crate) use limit::ConnPermit;
 pub(crate) use shared::ConnShared;
-
-/// A subscriber that queues one shape of every message.
-pub(crate) struct ShapeSubscriber {
-    pub(crate) conn: Arc<ConnShared>,
-    pub(crate) shape: Shape,
-}
-
-impl Subscriber for ShapeSubscriber {
-    fn deliver(&self, msg: &Arc<Published>) {
-        self.conn.send_published(msg, self.shape);
-    }
-
-    fn catch_up(&self, topic: &Arc<str>, msgs: Vec<Arc<Published>>) {
-        self.conn.replay(topic, self.shape, None, msgs);
-    }
-}
+pub(crate) use upgrade::UpgradeRequest;
 
 /// What a handler works with.
 pub(crate) struct Ctx {
@@ -67,6 +52,22 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// A fresh connection's context: no error sent yet.
+    pub(crate) fn new(
+        conn: Arc<ConnShared>,
+        state: Arc<AppState>,
+        claims: Option<Claims>,
+        iso_errors: bool,
+    ) -> Ctx {
+        Ctx {
+            conn,
+            state,
+            claims,
+            errors: 0,
+            iso_errors,
+        }
+    }
+
     pub(crate) fn send_json(&self, v: &Value) {
         self.conn.send(frame(v));
     }
@@ -177,28 +178,4 @@ impl DriveOptions {
             iso_errors: false,
         }
     }
-}
-
-/// Upgrades with the configured limits and runs `handler` on the socket.
-pub(crate) fn upgrade<H: Handler>(
-    ws: WebSocketUpgrade,
-    state: Arc<AppState>,
-    admitted: (ConnPermit, Option<Claims>),
-    opts: DriveOptions,
-    handler: H,
-) -> Response {
-    let c = &state.config;
-    let ws = ws
-        .read_buffer_size(c.read_buffer_size)
-        .write_buffer_size(c.write_buffer_size)
-        .max_write_buffer_size(c.write_buffer_size + (4 << 20))
-        .max_message_size(c.max_message_size)
-        .max_frame_size(c.max_message_size);
-    let ws = if opts.endpoint == Endpoint::Ws {
-        ws.protocols([SUBPROTOCOL])
-    } else {
-        ws
-    };
-    let (permit, claims) = admitted;
-    ws.on_upgrade(move |socket| connection::run(socket, state, permit, claims, opts, handler))
 }

@@ -227,7 +227,7 @@ mod tests {
         let msgs: Vec<_> = (1..=1000).map(|s| msg("t", s)).collect();
         let ack = Utf8Bytes::from_static("ack");
         assert_eq!(
-            o.replay(&t, Shape::Canonical, Some(ack), msgs),
+            o.replay(&t, Shape::Hublink, Some(ack), msgs),
             Pushed::Yes { wake: true }
         );
         let mut batch = VecDeque::new();
@@ -250,12 +250,12 @@ mod tests {
         let msgs: Vec<_> = (1..=10).map(|s| msg("t", s)).collect();
         o.replay(
             &t,
-            Shape::Canonical,
+            Shape::Hublink,
             Some(Utf8Bytes::from_static("ack")),
             msgs,
         );
-        o.push_published(&msg("t", 11), Shape::Canonical);
-        o.push_published(&msg("other", 1), Shape::Canonical);
+        o.push_published(&msg("t", 11), Shape::Hublink);
+        o.push_published(&msg("other", 1), Shape::Hublink);
         let mut batch = VecDeque::new();
         o.take(&mut batch, 5);
         // The other topic's live frame first, then the replay's first chunk.
@@ -270,7 +270,7 @@ mod tests {
         assert_eq!(all, (1..=11).collect::<Vec<_>>());
         // The replay is over: the topic's next message is a live frame.
         assert_eq!(
-            o.push_published(&msg("t", 12), Shape::Canonical),
+            o.push_published(&msg("t", 12), Shape::Hublink),
             Pushed::Yes { wake: true }
         );
     }
@@ -280,22 +280,22 @@ mod tests {
         let mut o = Outbox::new(3);
         let t: Arc<str> = "t".into();
         let msgs: Vec<_> = (1..=100).map(|s| msg("t", s)).collect();
-        o.replay(&t, Shape::Canonical, None, msgs);
+        o.replay(&t, Shape::Hublink, None, msgs);
         for s in 101..=103 {
             assert_eq!(
-                o.push_published(&msg("t", s), Shape::Canonical),
+                o.push_published(&msg("t", s), Shape::Hublink),
                 Pushed::Yes { wake: false }
             );
         }
         assert_eq!(
-            o.push_published(&msg("t", 104), Shape::Canonical),
+            o.push_published(&msg("t", 104), Shape::Hublink),
             Pushed::Full
         );
         // Taking a chunk makes room again.
         let mut batch = VecDeque::new();
         o.take(&mut batch, 10);
         assert_eq!(
-            o.push_published(&msg("t", 104), Shape::Canonical),
+            o.push_published(&msg("t", 104), Shape::Hublink),
             Pushed::Yes { wake: false }
         );
     }
@@ -306,13 +306,13 @@ mod tests {
         let t: Arc<str> = "t".into();
         o.replay(
             &t,
-            Shape::Canonical,
+            Shape::Hublink,
             Some(Utf8Bytes::from_static("a1")),
             vec![msg("t", 1)],
         );
         o.replay(
             &t,
-            Shape::Canonical,
+            Shape::Hublink,
             Some(Utf8Bytes::from_static("a2")),
             vec![msg("t", 2)],
         );
@@ -323,7 +323,7 @@ mod tests {
 
         o.replay(
             &t,
-            Shape::Canonical,
+            Shape::Hublink,
             Some(Utf8Bytes::from_static("a3")),
             vec![msg("t", 3)],
         );
@@ -337,11 +337,11 @@ mod tests {
         let t: Arc<str> = "t".into();
         o.replay(
             &t,
-            Shape::Canonical,
+            Shape::Hublink,
             Some(Utf8Bytes::from_static("ack")),
             vec![msg("t", 1)],
         );
-        o.replay(&t, Shape::Canonical, None, vec![msg("t", 2), msg("t", 3)]);
+        o.replay(&t, Shape::Hublink, None, vec![msg("t", 2), msg("t", 3)]);
         let mut batch = VecDeque::new();
         o.take_all(&mut batch);
         assert_eq!(seqs(&batch), vec![1, 2, 3]);

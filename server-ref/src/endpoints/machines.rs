@@ -15,28 +15,20 @@
 //! `{"type":"sensor_data"|"machine_status","data":{...}}` (a bare object is
 //! sent as `sensor_data`).
 
-use std::sync::Arc;
-
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::Path;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
 
-use crate::conn::{admit, upgrade, Ctx, DriveOptions, Handler, ShapeSubscriber};
-use crate::metrics::{Endpoint, Metrics};
+use super::subscriptions::Subscriptions;
+use crate::conn::{Ctx, DriveOptions, Handler, UpgradeRequest};
+use crate::metrics::Endpoint;
 use crate::published::Shape;
-use crate::state::AppState;
 use crate::topic::child;
 
 /// `GET /ws/machines`.
-pub(crate) async fn all(
-    State(state): State<Arc<AppState>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
-    serve(state, query, headers, ws, None)
+pub(crate) async fn all(req: UpgradeRequest) -> Response {
+    serve(req, None)
 }
 
 /// `GET /ws/machines/`: no machine id, answered as the seed's handler answers.
@@ -46,39 +38,25 @@ pub(crate) async fn missing_id() -> Response {
 
 /// `GET /ws/machines/{id}/{*rest}`: the seed's handler takes the first segment.
 pub(crate) async fn one_deeper(
-    State(state): State<Arc<AppState>>,
     Path((id, _rest)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    req: UpgradeRequest,
 ) -> Response {
-    serve(state, query, headers, ws, Some(id))
+    serve(req, Some(id))
 }
 
 /// `GET /ws/machines/{id}`.
-pub(crate) async fn one(
-    State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
-    serve(state, query, headers, ws, Some(id))
+pub(crate) async fn one(Path(id): Path<String>, req: UpgradeRequest) -> Response {
+    serve(req, Some(id))
 }
 
-fn serve(
-    state: Arc<AppState>,
-    query: Option<String>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-    id: Option<String>,
-) -> Response {
+fn serve(req: UpgradeRequest, id: Option<String>) -> Response {
+    let config = &req.state.config;
     let topic = match &id {
         Some(id) => format!("machines.{id}"),
         None => "machines.*".to_string(),
     };
     if let Some(id) = &id {
-        if id.is_empty() || child("machines", id, state.config.max_topic_len).is_none() {
+        if id.is_empty() || child("machines", id, config.max_topic_len).is_none() {
             return (
                 StatusCode::BAD_REQUEST,
                 format!("machine id {id:?} is not valid\n"),
@@ -86,57 +64,35 @@ fn serve(
                 .into_response();
         }
     }
-    let admitted = match admit(&state, Endpoint::Machines, &headers, query.as_deref()) {
-        Ok(a) => a,
-        Err(r) => return *r,
-    };
-    if let Err(e) = state.policy.may_subscribe(admitted.1.as_ref(), &topic) {
-        Metrics::inc(&state.metrics.rejected_forbidden);
-        return (StatusCode::FORBIDDEN, format!("{e}\n")).into_response();
-    }
     // The Go hub's ping period, no JSON protocol to send `reconnect` on; one
     // message per frame (see the module's doc).
     let opts = DriveOptions {
-        ping_interval: state.config.machines_ping_interval,
+        ping_interval: config.machines_ping_interval,
         reconnect_on_shutdown: false,
-        ..DriveOptions::new(Endpoint::Machines, &state.config)
+        ..DriveOptions::new(Endpoint::Machines, config)
     };
-    upgrade(
-        ws,
-        state,
-        admitted,
-        opts,
-        Machines {
-            topic,
-            pattern: id.is_none(),
-        },
-    )
+    let handler = Machines {
+        topic: topic.clone(),
+        pattern: id.is_none(),
+        subs: Subscriptions::new(Shape::Machines),
+    };
+    req.accept(opts, Some(&topic), handler)
 }
 
+/// A connection to one machine's topic, or with `pattern` to every machine's.
 struct Machines {
     topic: String,
     pattern: bool,
+    subs: Subscriptions,
 }
 
 impl Handler for Machines {
     fn on_open<'a>(&'a mut self, ctx: &'a mut Ctx) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            let sub = Arc::new(ShapeSubscriber {
-                conn: ctx.conn.clone(),
-                shape: Shape::Machines,
-            });
             if self.pattern {
-                ctx.state
-                    .broker
-                    .subscribe_pattern(&self.topic, ctx.conn.id, sub);
-            } else {
-                let broker = ctx.state.broker.clone();
-                if let Err(e) = broker
-                    .subscribe(&self.topic, ctx.conn.id, sub, None, Box::new(|_| {}))
-                    .await
-                {
-                    ctx.broker_unavailable(&e, false);
-                }
+                self.subs.follow_pattern(ctx, &self.topic);
+            } else if let Err(e) = self.subs.follow(ctx, &self.topic).await {
+                ctx.broker_unavailable(&e, false);
             }
         })
     }
@@ -149,12 +105,6 @@ impl Handler for Machines {
     fn on_binary(&mut self, _ctx: &mut Ctx) {}
 
     fn on_close(&mut self, ctx: &mut Ctx) {
-        if self.pattern {
-            ctx.state
-                .broker
-                .unsubscribe_pattern(&self.topic, ctx.conn.id);
-        } else {
-            ctx.state.broker.unsubscribe(&self.topic, ctx.conn.id);
-        }
+        self.subs.close(ctx);
     }
 }

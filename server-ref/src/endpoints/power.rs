@@ -6,34 +6,24 @@
 //! Topics: module `{m}` publishes on `power.{m}` with the reading's fields as
 //! data; data `{"type":"error","message":...}` is sent as a recoverable `error`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 
+use super::delivery::Filter;
+use super::subscriptions::Subscriptions;
 use super::wire::query_map;
-use crate::broker::Subscriber;
-use crate::conn::{admit, upgrade, ConnShared, Ctx, DriveOptions, Handler};
+use crate::conn::{Ctx, DriveOptions, Handler, UpgradeRequest};
 use crate::metrics::{Endpoint, Metrics};
-use crate::published::{Published, Shape};
+use crate::published::Shape;
 use crate::state::AppState;
-use crate::time::iso8601;
-use crate::time::now_ms;
+use crate::time::{iso8601, now_ms};
 use crate::topic::child;
 
 /// `GET /api/v1/ws/v2/power`.
-pub(crate) async fn power(
-    State(state): State<Arc<AppState>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
-    let q = query_map(query.as_deref());
+pub(crate) async fn power(req: UpgradeRequest) -> Response {
+    let q = query_map(req.query.as_deref());
     let Some(module) = q.get("module").filter(|m| !m.is_empty()) else {
         return (
             StatusCode::BAD_REQUEST,
@@ -41,7 +31,7 @@ pub(crate) async fn power(
         )
             .into_response();
     };
-    let Some(topic) = child("power", module, state.config.max_topic_len) else {
+    let Some(topic) = child("power", module, req.state.config.max_topic_len) else {
         return (
             StatusCode::BAD_REQUEST,
             format!("module {module:?} is not valid\n"),
@@ -59,49 +49,15 @@ pub(crate) async fn power(
                 .into_response()
         }
     };
-    let admitted = match admit(&state, Endpoint::Power, &headers, query.as_deref()) {
-        Ok(a) => a,
-        Err(r) => return *r,
-    };
-    if let Err(e) = state.policy.may_subscribe(admitted.1.as_ref(), &topic) {
-        Metrics::inc(&state.metrics.rejected_forbidden);
-        return (StatusCode::FORBIDDEN, format!("{e}\n")).into_response();
-    }
-    let opts = options(&state, Endpoint::Power);
-    upgrade(
-        ws,
-        state,
-        admitted,
-        opts,
-        Power {
-            topic: Some(topic),
-            interval_ms: (interval * 1000.0) as u64,
-        },
-    )
+    let opts = options(&req.state, Endpoint::Power);
+    let handler = Power::new(Some(topic.clone()), (interval * 1000.0) as u64);
+    req.accept(opts, Some(&topic), handler)
 }
 
 /// `GET /api/v1/ws/v2/health`.
-pub(crate) async fn health(
-    State(state): State<Arc<AppState>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
-    let admitted = match admit(&state, Endpoint::Health, &headers, query.as_deref()) {
-        Ok(a) => a,
-        Err(r) => return *r,
-    };
-    let opts = options(&state, Endpoint::Health);
-    upgrade(
-        ws,
-        state,
-        admitted,
-        opts,
-        Power {
-            topic: None,
-            interval_ms: 0,
-        },
-    )
+pub(crate) async fn health(req: UpgradeRequest) -> Response {
+    let opts = options(&req.state, Endpoint::Health);
+    req.accept(opts, None, Power::new(None, 0))
 }
 
 fn options(state: &AppState, endpoint: Endpoint) -> DriveOptions {
@@ -112,47 +68,28 @@ fn options(state: &AppState, endpoint: Endpoint) -> DriveOptions {
     }
 }
 
-/// Forwards at most one reading per interval (errors always pass).
-struct Throttled {
-    conn: Arc<ConnShared>,
-    interval_ms: u64,
-    last: AtomicU64,
-}
-
-impl Subscriber for Throttled {
-    fn deliver(&self, msg: &Arc<Published>) {
-        let is_error = msg.data.get("type").and_then(Value::as_str) == Some("error");
-        if !is_error && self.interval_ms > 0 {
-            let now = now_ms();
-            let last = self.last.load(Ordering::Relaxed);
-            if last != 0 && now.saturating_sub(last) < self.interval_ms {
-                return;
-            }
-            self.last.store(now, Ordering::Relaxed);
-        }
-        self.conn.send(msg.frame(Shape::Power));
-    }
-}
-
+/// A power connection following its module's topic (none: `/health`).
 struct Power {
     topic: Option<String>,
-    interval_ms: u64,
+    subs: Subscriptions,
+}
+
+impl Power {
+    /// At most one reading per `interval_ms` (errors always pass).
+    fn new(topic: Option<String>, interval_ms: u64) -> Power {
+        let filter = Filter::at_most_every(interval_ms);
+        Power {
+            topic,
+            subs: Subscriptions::filtered(Shape::Power, filter),
+        }
+    }
 }
 
 impl Handler for Power {
     fn on_open<'a>(&'a mut self, ctx: &'a mut Ctx) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             if let Some(topic) = &self.topic {
-                let sub = Arc::new(Throttled {
-                    conn: ctx.conn.clone(),
-                    interval_ms: self.interval_ms,
-                    last: AtomicU64::new(0),
-                });
-                let broker = ctx.state.broker.clone();
-                if let Err(e) = broker
-                    .subscribe(topic, ctx.conn.id, sub, None, Box::new(|_| {}))
-                    .await
-                {
+                if let Err(e) = self.subs.follow(ctx, topic).await {
                     ctx.broker_unavailable(&e, false);
                 }
             }
@@ -186,8 +123,6 @@ impl Handler for Power {
     }
 
     fn on_close(&mut self, ctx: &mut Ctx) {
-        if let Some(t) = &self.topic {
-            ctx.state.broker.unsubscribe(t, ctx.conn.id);
-        }
+        self.subs.close(ctx);
     }
 }

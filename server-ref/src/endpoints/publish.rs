@@ -138,18 +138,7 @@ pub(crate) async fn publish(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let v = match authorized_body(&state, &headers, &body) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
-    let item = match parse_item(&state, &v) {
-        Ok(i) => i,
-        Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"error": e})),
-    };
-    match publish_items(&state, vec![item]).await {
-        Ok(p) => reply(StatusCode::OK, json!({"published": p})),
-        Err(e) => reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": e})),
-    }
+    answer(&state, &headers, &body, parse_one).await
 }
 
 /// `POST /api/publish/batch`.
@@ -158,41 +147,46 @@ pub(crate) async fn batch(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let v = match authorized_body(&state, &headers, &body) {
+    answer(&state, &headers, &body, parse_list).await
+}
+
+/// What a body that does not parse is answered with (400).
+type Bad = Value;
+
+fn parse_one(state: &AppState, v: &Value) -> Result<Vec<Item>, Bad> {
+    parse_item(state, v)
+        .map(|item| vec![item])
+        .map_err(|e| json!({"error": e}))
+}
+
+/// `{"messages":[...]}` or a bare array, every message valid.
+fn parse_list(state: &AppState, v: &Value) -> Result<Vec<Item>, Bad> {
+    let list = v
+        .as_array()
+        .or_else(|| v.get("messages").and_then(Value::as_array))
+        .ok_or_else(|| json!({"error": "expected {\"messages\": [...]} or an array"}))?;
+    let items = list.iter().enumerate().map(|(i, m)| {
+        parse_item(state, m).map_err(|e| json!({"error": format!("message {i}: {e}"), "index": i}))
+    });
+    items.collect()
+}
+
+/// The key checked, the body parsed by `parse`, then every message published.
+async fn answer(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &str,
+    parse: fn(&AppState, &Value) -> Result<Vec<Item>, Bad>,
+) -> Response {
+    let v = match authorized_body(state, headers, body) {
         Ok(v) => v,
         Err(r) => return *r,
     };
-    let list = match &v {
-        Value::Array(a) => a,
-        Value::Object(o) => match o.get("messages") {
-            Some(Value::Array(a)) => a,
-            _ => {
-                return reply(
-                    StatusCode::BAD_REQUEST,
-                    json!({"error": "expected {\"messages\": [...]} or an array"}),
-                )
-            }
-        },
-        _ => {
-            return reply(
-                StatusCode::BAD_REQUEST,
-                json!({"error": "expected {\"messages\": [...]} or an array"}),
-            )
-        }
+    let items = match parse(state, &v) {
+        Ok(items) => items,
+        Err(bad) => return reply(StatusCode::BAD_REQUEST, bad),
     };
-    let mut items = Vec::with_capacity(list.len());
-    for (i, m) in list.iter().enumerate() {
-        match parse_item(&state, m) {
-            Ok(it) => items.push(it),
-            Err(e) => {
-                return reply(
-                    StatusCode::BAD_REQUEST,
-                    json!({"error": format!("message {i}: {e}"), "index": i}),
-                )
-            }
-        }
-    }
-    match publish_items(&state, items).await {
+    match publish_items(state, items).await {
         Ok(p) => reply(StatusCode::OK, json!({"published": p})),
         Err(e) => reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": e})),
     }

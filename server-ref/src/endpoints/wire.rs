@@ -1,10 +1,52 @@
-//! What the JSON endpoints share in reading client messages: `\n` batches,
-//! the `type` field, short renderings of bad values for error messages, and
-//! query strings.
+//! What the JSON endpoints share in reading client messages: `\n` batches of
+//! [`Commands`], the field that names each, short renderings of bad values for
+//! error messages, and query strings.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::ops::ControlFlow;
 
 use serde_json::Value;
+
+use crate::conn::Ctx;
+
+/// A protocol of JSON messages, each naming its command in one field.
+pub(crate) trait Commands: Send {
+    /// The field that names the command (`type`, or `action`).
+    const FIELD: &'static str;
+
+    /// Runs command `name`; `Break` answers nothing more of the frame.
+    fn command(
+        &mut self,
+        ctx: &mut Ctx,
+        name: &str,
+        msg: &Value,
+    ) -> impl Future<Output = ControlFlow<()>> + Send;
+}
+
+/// Runs the commands of a text frame in order; a line that is not JSON, or
+/// names no command, is answered with an error and skipped.
+pub(crate) async fn run_commands<C: Commands>(protocol: &mut C, ctx: &mut Ctx, text: &str) {
+    for item in parse_batch(text) {
+        let v = match item {
+            Ok(v) => v,
+            Err(e) => {
+                ctx.error("invalid_json", &e);
+                continue;
+            }
+        };
+        let name = match message_type(&v, C::FIELD) {
+            Ok(name) => name,
+            Err(e) => {
+                ctx.error("invalid_message", &e);
+                continue;
+            }
+        };
+        if protocol.command(ctx, name, &v).await.is_break() {
+            return;
+        }
+    }
+}
 
 /// Parses a frame as one JSON value or, failing that, as `\n`-separated values.
 /// Lines that are not JSON come back as `Err` with the parser's message.
