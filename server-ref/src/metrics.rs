@@ -1,7 +1,17 @@
-//! Counters and gauges, rendered in the Prometheus text format.
+//! Counters and gauges, rendered in the Prometheus text format (0.0.4) by the
+//! `prometheus-client` crate.
+//!
+//! The counters live in the fields of [`Metrics`]; [`Metrics::render`]
+//! registers them, with the broker's figures of the moment, in a registry of
+//! its own per scrape, in the order and under the names dashboards know.
+//! `prometheus-client` appends `_total` to a counter's name and a `.` to its
+//! help, so both are registered without them.
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use prometheus_client::encoding::{prometheus_text, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 
 use crate::broker::Broker;
 
@@ -50,184 +60,197 @@ impl Endpoint {
     }
 }
 
-/// The server's counters. Plain atomics.
+/// The server's counters: `prometheus-client`'s, atomics inside.
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// Open connections per endpoint.
-    pub connections: [AtomicI64; 7],
+    pub connections: [Gauge; 7],
     /// Connections accepted since start.
-    pub connections_total: AtomicU64,
+    pub connections_total: Counter,
     /// Upgrades refused: over the connection limit.
-    pub rejected_limit: AtomicU64,
+    pub rejected_limit: Counter,
     /// Upgrades refused: token missing or invalid.
-    pub rejected_auth: AtomicU64,
+    pub rejected_auth: Counter,
     /// Upgrades refused: origin or claims.
-    pub rejected_forbidden: AtomicU64,
+    pub rejected_forbidden: Counter,
     /// Text and binary messages received from clients.
-    pub messages_in: AtomicU64,
+    pub messages_in: Counter,
     /// Frames written to clients.
-    pub messages_out: AtomicU64,
+    pub messages_out: Counter,
     /// Frames dropped because a send queue was full.
-    pub dropped: AtomicU64,
+    pub dropped: Counter,
     /// Connections closed with 4009.
-    pub slow_consumer_closes: AtomicU64,
+    pub slow_consumer_closes: Counter,
     /// Connections closed with 4029.
-    pub rate_limited_closes: AtomicU64,
+    pub rate_limited_closes: Counter,
     /// Connections closed with 4008.
-    pub stale_closes: AtomicU64,
+    pub stale_closes: Counter,
     /// Connections closed with 1009.
-    pub too_big_closes: AtomicU64,
+    pub too_big_closes: Counter,
     /// `error` frames sent.
-    pub errors_sent: AtomicU64,
+    pub errors_sent: Counter,
     /// Messages published (all sources).
-    pub published: AtomicU64,
+    pub published: Counter,
     /// Heartbeat echoes received.
-    pub heartbeat_echoes: AtomicU64,
+    pub heartbeat_echoes: Counter,
     /// Publications the broker refused (Redis unreachable): nothing was published.
-    pub publish_failures: AtomicU64,
+    pub publish_failures: Counter,
 }
 
 impl Metrics {
     /// Adds one to a counter.
-    pub fn inc(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+    pub fn inc(counter: &Counter) {
+        counter.inc();
     }
 
     /// Open connections over all endpoints.
     pub fn open_connections(&self) -> i64 {
-        self.connections
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .sum()
+        self.connections.iter().map(Gauge::get).sum()
     }
 
     /// The Prometheus text exposition.
     pub fn render(&self, broker: &dyn Broker) -> String {
-        let mut s = String::new();
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        s.push_str("# HELP hublink_connections Open WebSocket connections.\n# TYPE hublink_connections gauge\n");
-        for e in Endpoint::ALL {
-            let _ = writeln!(
-                s,
-                "hublink_connections{{endpoint=\"{}\"}} {}",
-                e.name(),
-                self.connections[e as usize].load(Ordering::Relaxed)
-            );
+        let mut r = Registry::default();
+        r.register(
+            "hublink_connections",
+            "Open WebSocket connections",
+            PerEndpoint(self.connections.clone()),
+        );
+        for (name, help, counter) in [
+            (
+                "hublink_connections",
+                "Connections accepted",
+                &self.connections_total,
+            ),
+            (
+                "hublink_rejected_connections_limit",
+                "Upgrades refused with 503",
+                &self.rejected_limit,
+            ),
+            (
+                "hublink_rejected_connections_auth",
+                "Upgrades refused with 401",
+                &self.rejected_auth,
+            ),
+            (
+                "hublink_rejected_connections_forbidden",
+                "Upgrades refused with 403",
+                &self.rejected_forbidden,
+            ),
+            (
+                "hublink_messages_in",
+                "Messages received from clients",
+                &self.messages_in,
+            ),
+            (
+                "hublink_messages_out",
+                "Frames sent to clients",
+                &self.messages_out,
+            ),
+            (
+                "hublink_dropped",
+                "Frames dropped on full send queues",
+                &self.dropped,
+            ),
+            (
+                "hublink_slow_consumer_closes",
+                "Connections closed as slow consumers (4009)",
+                &self.slow_consumer_closes,
+            ),
+            (
+                "hublink_rate_limited_closes",
+                "Connections closed for rate (4029)",
+                &self.rate_limited_closes,
+            ),
+            (
+                "hublink_stale_closes",
+                "Connections closed as stale (4008)",
+                &self.stale_closes,
+            ),
+            (
+                "hublink_too_big_closes",
+                "Connections closed for size (1009)",
+                &self.too_big_closes,
+            ),
+            (
+                "hublink_errors_sent",
+                "error frames sent",
+                &self.errors_sent,
+            ),
+            ("hublink_published", "Messages published", &self.published),
+            (
+                "hublink_heartbeat_echoes",
+                "Heartbeat echoes received",
+                &self.heartbeat_echoes,
+            ),
+            (
+                "hublink_publish_failures",
+                "Publications the broker refused; nothing was published",
+                &self.publish_failures,
+            ),
+        ] {
+            r.register(name, help, counter.clone());
         }
-        let mut counter = |name: &str, help: &str, v: u64| {
-            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
-        };
-        counter(
-            "hublink_connections_total",
-            "Connections accepted.",
-            g(&self.connections_total),
-        );
-        counter(
-            "hublink_rejected_connections_limit_total",
-            "Upgrades refused with 503.",
-            g(&self.rejected_limit),
-        );
-        counter(
-            "hublink_rejected_connections_auth_total",
-            "Upgrades refused with 401.",
-            g(&self.rejected_auth),
-        );
-        counter(
-            "hublink_rejected_connections_forbidden_total",
-            "Upgrades refused with 403.",
-            g(&self.rejected_forbidden),
-        );
-        counter(
-            "hublink_messages_in_total",
-            "Messages received from clients.",
-            g(&self.messages_in),
-        );
-        counter(
-            "hublink_messages_out_total",
-            "Frames sent to clients.",
-            g(&self.messages_out),
-        );
-        counter(
-            "hublink_dropped_total",
-            "Frames dropped on full send queues.",
-            g(&self.dropped),
-        );
-        counter(
-            "hublink_slow_consumer_closes_total",
-            "Connections closed as slow consumers (4009).",
-            g(&self.slow_consumer_closes),
-        );
-        counter(
-            "hublink_rate_limited_closes_total",
-            "Connections closed for rate (4029).",
-            g(&self.rate_limited_closes),
-        );
-        counter(
-            "hublink_stale_closes_total",
-            "Connections closed as stale (4008).",
-            g(&self.stale_closes),
-        );
-        counter(
-            "hublink_too_big_closes_total",
-            "Connections closed for size (1009).",
-            g(&self.too_big_closes),
-        );
-        counter(
-            "hublink_errors_sent_total",
-            "error frames sent.",
-            g(&self.errors_sent),
-        );
-        counter(
-            "hublink_published_total",
-            "Messages published.",
-            g(&self.published),
-        );
-        counter(
-            "hublink_heartbeat_echoes_total",
-            "Heartbeat echoes received.",
-            g(&self.heartbeat_echoes),
-        );
-        counter(
-            "hublink_publish_failures_total",
-            "Publications the broker refused; nothing was published.",
-            g(&self.publish_failures),
-        );
         let status = broker.status();
-        if status.kind == "redis" {
-            counter(
-                "hublink_redis_errors_total",
-                "Failed Redis operations on this node.",
-                status.errors,
+        let redis = status.kind == "redis";
+        if redis {
+            let errors = ConstCounter::new(status.errors);
+            r.register(
+                "hublink_redis_errors",
+                "Failed Redis operations on this node",
+                errors,
             );
         }
-        let mut gauge = |name: &str, help: &str, v: usize| {
-            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-        };
-        gauge(
+        let subscriptions = ConstGauge::new(broker.subscriptions());
+        r.register(
             "hublink_subscriptions",
-            "Subscriptions over all connections.",
-            broker.subscriptions(),
+            "Subscriptions over all connections",
+            subscriptions,
         );
-        gauge(
+        let streams = ConstGauge::new(broker.active_streams());
+        r.register(
             "hublink_active_streams",
-            "Topics with at least one subscriber.",
-            broker.active_streams(),
+            "Topics with at least one subscriber",
+            streams,
         );
         if let Some(held) = broker.history().held() {
-            gauge(
+            let held = ConstGauge::new(held);
+            r.register(
                 "hublink_history_messages",
-                "Messages held in the replay window.",
+                "Messages held in the replay window",
                 held,
             );
         }
-        if status.kind == "redis" {
-            gauge(
+        if redis {
+            let up = ConstGauge::new(usize::from(status.up));
+            r.register(
                 "hublink_redis_up",
-                "1 when this node's Redis connection works.",
-                usize::from(status.up),
+                "1 when this node's Redis connection works",
+                up,
             );
         }
+        let mut s = String::new();
+        prometheus_text::encode(&mut s, &r).expect("writing to a String cannot fail");
         s
+    }
+}
+
+/// The open connections as one gauge family with an `endpoint` label, in
+/// [`Endpoint::ALL`]'s order (a `Family` would follow its hash map's).
+#[derive(Debug)]
+struct PerEndpoint([Gauge; 7]);
+
+impl EncodeMetric for PerEndpoint {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for e in Endpoint::ALL {
+            let labels = [("endpoint", e.name())];
+            self.0[e as usize].encode(encoder.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Gauge
     }
 }
 
@@ -302,7 +325,7 @@ mod tests {
         let m = Metrics::default();
         for e in Endpoint::ALL {
             for _ in 0..e as usize {
-                m.connections[e as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                m.connections[e as usize].inc();
             }
         }
         for (n, c) in [
@@ -332,7 +355,8 @@ mod tests {
         m
     }
 
-    /// The exposition as rendered today: dashboards and alerts know these names, types, labels and help texts.
+    /// The exposition as it was rendered by hand before `prometheus-client`:
+    /// dashboards and alerts know these names, types, labels and help texts.
     const MEMORY: &str = r#"# HELP hublink_connections Open WebSocket connections.
 # TYPE hublink_connections gauge
 hublink_connections{endpoint="ws"} 0
