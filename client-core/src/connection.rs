@@ -9,6 +9,7 @@ use crate::protocol::{
 };
 use crate::queue::{Fifo, OutboundQueue, QueueConfig};
 use crate::subscriptions::{Acked, Admitted, Recovery, Subscriptions};
+use crate::timer::{Timer, TimerTable};
 use crate::{excerpt, DecodeError, Error, Result};
 use alloc::borrow::ToOwned;
 use alloc::boxed::Box;
@@ -358,7 +359,7 @@ impl ObservedHeartbeat {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Transport {
     None,
-    Opening { deadline: u64 },
+    Opening,
     Open,
 }
 
@@ -376,11 +377,9 @@ pub struct Connection<V: JsonValue> {
     transport: Transport,
     attempt: u32,
     rng: fastrand::Rng,
-    retry_at: Option<u64>,
+    timers: TimerTable,
     last_inbound: u64,
     ping_sent: bool,
-    probe_deadline: Option<u64>,
-    stable_at: Option<u64>,
     server_heartbeat_ms: Option<u64>,
     observed_heartbeat: ObservedHeartbeat,
     subs: Subscriptions,
@@ -412,11 +411,9 @@ impl<V: JsonValue> Connection<V> {
             transport: Transport::None,
             attempt: 0,
             rng,
-            retry_at: None,
+            timers: TimerTable::default(),
             last_inbound: 0,
             ping_sent: false,
-            probe_deadline: None,
-            stable_at: None,
             server_heartbeat_ms: None,
             observed_heartbeat: ObservedHeartbeat::default(),
             subs: Subscriptions::default(),
@@ -521,8 +518,11 @@ impl<V: JsonValue> Connection<V> {
                     self.transmits.push_back(Transmit::Send(ping));
                     self.ping_sent = true;
                     let deadline = now.saturating_add(self.config.heartbeat.probe_timeout_ms);
-                    self.probe_deadline =
-                        Some(self.probe_deadline.map_or(deadline, |d| d.min(deadline)));
+                    let earliest = self
+                        .timers
+                        .get(Timer::Probe)
+                        .map_or(deadline, |d| d.min(deadline));
+                    self.timers.set(Timer::Probe, earliest);
                 }
             }
             _ => {}
@@ -621,20 +621,22 @@ impl<V: JsonValue> Connection<V> {
 
     /// The transport asked for by [`Transmit::Open`] is open.
     pub fn handle_open(&mut self, now: u64) {
-        if !matches!(self.transport, Transport::Opening { .. }) {
+        if self.transport != Transport::Opening {
             return;
         }
         self.transport = Transport::Open;
+        self.timers.stop(Timer::Connect);
         self.last_inbound = now;
         self.ping_sent = false;
-        self.probe_deadline = None;
+        self.timers.stop(Timer::Probe);
         self.server_heartbeat_ms = None;
         // Learned again on every connection: the next may be answered by
         // another server (behind a balancer, after a deploy) that beats more
         // slowly, and a carried-over shorter interval would kill every
         // connection to it before its first heartbeat.
         self.observed_heartbeat = ObservedHeartbeat::default();
-        self.stable_at = Some(now.saturating_add(self.config.backoff.stable_after_ms));
+        let stable_at = now.saturating_add(self.config.backoff.stable_after_ms);
+        self.timers.set(Timer::Stable, stable_at);
         self.set_state(State::Connected, Reason::Opened, None);
         let topics: Vec<String> = self.subs.topics().map(str::to_owned).collect();
         for topic in &topics {
@@ -767,10 +769,10 @@ impl<V: JsonValue> Connection<V> {
     pub fn handle_close(&mut self, now: u64, info: CloseInfo) {
         let was_open = match self.transport {
             Transport::None => return,
-            Transport::Opening { .. } => false,
+            Transport::Opening => false,
             Transport::Open => true,
         };
-        self.transport = Transport::None;
+        self.transport_gone();
         if let CloseInfo::Http { status } = &info {
             let status = *status;
             if (400..500).contains(&status) && ![401, 403, 408, 429].contains(&status) {
@@ -822,13 +824,13 @@ impl<V: JsonValue> Connection<V> {
             });
         }
         match self.transport {
-            Transport::Opening { deadline } if now >= deadline => {
+            Transport::Opening if self.timers.is_expired(Timer::Connect, now) => {
                 self.drop_transport(close_code::GOING_AWAY, "connect timeout");
                 let ms = u64_text(self.config.connect_timeout_ms);
                 let error = concat(&["no open within ", &ms, " ms"]);
                 self.schedule_retry(now, Reason::ConnectFailed { error }, false);
             }
-            Transport::None if self.retry_at.is_some_and(|t| now >= t) => self.start_attempt(now),
+            Transport::None if self.timers.is_expired(Timer::Retry, now) => self.start_attempt(now),
             Transport::Open => {
                 if now >= self.liveness_deadline() {
                     let silent_ms = now - self.last_inbound;
@@ -842,8 +844,8 @@ impl<V: JsonValue> Connection<V> {
                     }
                     self.ping_sent = true;
                 }
-                if self.stable_at.is_some_and(|t| now >= t) {
-                    self.stable_at = None;
+                if self.timers.is_expired(Timer::Stable, now) {
+                    self.timers.stop(Timer::Stable);
                     self.attempt = 0;
                 }
             }
@@ -856,22 +858,22 @@ impl<V: JsonValue> Connection<V> {
     /// When [`handle_timeout`](Self::handle_timeout) wants to be called next.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
-        let transport = match self.transport {
-            Transport::None => self.retry_at,
-            Transport::Opening { deadline } => Some(deadline),
-            Transport::Open => [
-                Some(self.liveness_deadline()),
-                self.idle_ping_at(),
-                self.stable_at,
-            ]
-            .into_iter()
-            .flatten()
-            .min(),
+        // The timers armed are those of the transport's state (see `timer`);
+        // an open one also has the liveness deadline and the idle ping.
+        debug_assert!(self.timers_fit_transport(), "{:?}", self.timers);
+        let (liveness, idle_ping) = match self.transport {
+            Transport::Open => (Some(self.liveness_deadline()), self.idle_ping_at()),
+            Transport::None | Transport::Opening => (None, None),
         };
-        [transport, self.queue.next_expiry()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.timers.next_timeout(),
+            liveness,
+            idle_ping,
+            self.queue.next_expiry(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Whether [`poll_transmit`](Self::poll_transmit) or
@@ -908,10 +910,10 @@ impl<V: JsonValue> Connection<V> {
     }
 
     fn start_attempt(&mut self, now: u64) {
-        self.retry_at = None;
-        self.transport = Transport::Opening {
-            deadline: now.saturating_add(self.config.connect_timeout_ms),
-        };
+        self.timers.stop(Timer::Retry);
+        self.transport = Transport::Opening;
+        let deadline = now.saturating_add(self.config.connect_timeout_ms);
+        self.timers.set(Timer::Connect, deadline);
         self.transmits.push_back(Transmit::Open);
     }
 
@@ -921,7 +923,32 @@ impl<V: JsonValue> Connection<V> {
                 code,
                 reason: reason.to_owned(),
             });
-            self.transport = Transport::None;
+            self.transport_gone();
+        }
+    }
+
+    /// Whether only the timers of the transport's state are armed.
+    fn timers_fit_transport(&self) -> bool {
+        let armed = |timer| self.timers.get(timer).is_some();
+        match self.transport {
+            Transport::None => {
+                !armed(Timer::Connect) && !armed(Timer::Probe) && !armed(Timer::Stable)
+            }
+            Transport::Opening => {
+                armed(Timer::Connect)
+                    && !armed(Timer::Retry)
+                    && !armed(Timer::Probe)
+                    && !armed(Timer::Stable)
+            }
+            Transport::Open => !armed(Timer::Connect) && !armed(Timer::Retry),
+        }
+    }
+
+    /// No transport any more: the timers of the other states stop with it.
+    fn transport_gone(&mut self) {
+        self.transport = Transport::None;
+        for timer in [Timer::Connect, Timer::Probe, Timer::Stable] {
+            self.timers.stop(timer);
         }
     }
 
@@ -933,8 +960,8 @@ impl<V: JsonValue> Connection<V> {
 
     /// Ends in `Disconnected`, reporting queued frames as unsent.
     fn stop(&mut self, _now: u64, reason: Reason) {
-        self.retry_at = None;
-        self.stable_at = None;
+        self.timers.stop(Timer::Retry);
+        self.timers.stop(Timer::Stable);
         self.unestablish_subscriptions();
         self.set_state(State::Disconnected, reason, None);
         for queued in self.queue.drain().collect::<Vec<_>>() {
@@ -947,7 +974,7 @@ impl<V: JsonValue> Connection<V> {
 
     fn schedule_retry(&mut self, now: u64, reason: Reason, slowly: bool) {
         self.unestablish_subscriptions();
-        self.stable_at = None;
+        self.timers.stop(Timer::Stable);
         let backoff = &self.config.backoff;
         if backoff.max_attempts.is_some_and(|max| self.attempt >= max) {
             let attempts = self.attempt;
@@ -970,19 +997,21 @@ impl<V: JsonValue> Connection<V> {
             _ => backoff.delay_ms(step, &mut self.rng),
         };
         self.attempt = self.attempt.saturating_add(1);
-        self.retry_at = Some(now.saturating_add(delay));
+        self.timers.set(Timer::Retry, now.saturating_add(delay));
         self.set_state(State::Reconnecting, reason, Some(delay));
     }
 
     fn saw_traffic(&mut self, now: u64) {
         self.last_inbound = now;
         self.ping_sent = false;
-        self.probe_deadline = None;
+        self.timers.stop(Timer::Probe);
     }
 
     fn liveness_deadline(&self) -> u64 {
         let deadline = self.last_inbound.saturating_add(self.liveness_timeout_ms());
-        self.probe_deadline.map_or(deadline, |p| p.min(deadline))
+        self.timers
+            .get(Timer::Probe)
+            .map_or(deadline, |p| p.min(deadline))
     }
 
     fn idle_ping_at(&self) -> Option<u64> {

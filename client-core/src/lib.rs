@@ -87,6 +87,7 @@ pub mod json;
 pub mod protocol;
 mod queue;
 mod subscriptions;
+mod timer;
 
 pub use backoff::BackoffConfig;
 pub use connection::{

@@ -1,27 +1,15 @@
 //! [`ClientBuilder`]: the URL, the dialect, the token and the core's tuning.
 
-use crate::client::{Client, Events};
+use crate::client::Client;
 use crate::driver::Shared;
-use crate::transport::{parse_url, Dialer};
-use crate::{Error, Result};
+use crate::events::Events;
+use crate::transport::{parse_url, Dialer, TokenFuture, TokenSource};
+use crate::{BoxError, Error, Result};
 use hublink_core::{BackoffConfig, Config, DialectKind, HeartbeatConfig, QueueConfig, SUBPROTOCOL};
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The error a token provider may return.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-type TokenFuture = Pin<Box<dyn Future<Output = Result<String, BoxError>> + Send>>;
-
-/// Where the token of each attempt comes from.
-#[derive(Clone)]
-pub(crate) enum TokenSource {
-    Fixed(String),
-    Provider(Arc<dyn Fn() -> TokenFuture + Send + Sync>),
-}
 
 /// Configures and starts a [`Client`].
 ///

@@ -1,6 +1,7 @@
-//! The application's side: [`Client`], [`Subscription`], [`Events`].
+//! The application's side: [`Client`] and [`Subscription`]; [`Events`] lives in `events`.
 
 use crate::driver::{Command, Driver, Outbound, Shared};
+use crate::events::{Events, StateSnapshot};
 use crate::transport::Dialer;
 use crate::{Error, Result};
 use futures_util::Stream;
@@ -15,24 +16,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
-
-/// Everything the client tells the application besides messages taken by a
-/// [`Subscription`]: state changes, (re)subscriptions with their recovery,
-/// gaps, decode and server errors, unsent frames.
-pub type Event = hublink_core::Event<Value>;
-
-/// The connection's state with the reason of its last change.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StateSnapshot {
-    /// The state.
-    pub state: State,
-    /// Why it changed last (`None` before the driver ran).
-    pub reason: Option<Reason>,
-    /// Failed attempts since the last stable connection.
-    pub attempt: u32,
-    /// While reconnecting: ms until the next attempt.
-    pub retry_in_ms: Option<u64>,
-}
 
 /// A message delivered to a [`Subscription`], its payload decoded into `T`.
 #[derive(Clone, Debug, PartialEq)]
@@ -199,7 +182,7 @@ impl Client {
     }
 
     /// Asks the server for the topics of this connection; the answer comes as
-    /// [`Event::Topics`].
+    /// [`Event::Topics`](crate::Event::Topics).
     pub async fn request_topics(&self) -> Result<()> {
         self.send_outbound(Outbound::GetTopics).await
     }
@@ -210,7 +193,7 @@ impl Client {
         self.command(Command::ReconnectNow)
     }
 
-    /// A stream of every [`Event`] from now on (the builder's
+    /// A stream of every [`Event`](crate::Event) from now on (the builder's
     /// [`events`](crate::ClientBuilder::events) has them from the start), except messages taken by a
     /// [`Subscription`] (messages on topics nobody subscribed to locally,
     /// such as the streams of the `machines` dialect, do come here). Ends
@@ -219,7 +202,7 @@ impl Client {
         self.shared.add_sink(false)
     }
 
-    /// Every [`Event`] from now on, messages included, in the exact order the
+    /// Every [`Event`](crate::Event) from now on, messages included, in the exact order the
     /// core produced them: for tools and tests that show everything.
     pub fn monitor(&self) -> Events {
         self.shared.add_sink(true)
@@ -315,26 +298,5 @@ impl<T> Drop for Subscription<T> {
                 id: self.id,
             });
         }
-    }
-}
-
-/// A stream of [`Event`]s; see [`Client::events`].
-#[derive(Debug)]
-pub struct Events {
-    pub(crate) rx: mpsc::UnboundedReceiver<Event>,
-}
-
-impl Events {
-    /// The next event; `None` when the client stopped.
-    pub async fn next(&mut self) -> Option<Event> {
-        self.rx.recv().await
-    }
-}
-
-impl Stream for Events {
-    type Item = Event;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        self.rx.poll_recv(cx)
     }
 }

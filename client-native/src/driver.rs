@@ -4,7 +4,7 @@
 //! after each input it drains the core's transmits, then its events, exactly
 //! as the drive loop in hublink-core's crate docs says.
 
-use crate::client::{Event, Events, StateSnapshot};
+use crate::events::{Event, Events, StateSnapshot};
 use crate::transport::{Dialer, Transport};
 use crate::{Error, Result};
 use hublink_core::{CloseInfo, Config, Connection, DialectKind, Message, State, Transmit};

@@ -45,3 +45,6 @@ pub enum Error {
 
 /// `Result` with the crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The error a token provider may return.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -75,11 +75,13 @@ mod builder;
 mod client;
 mod driver;
 mod error;
+mod events;
 mod transport;
 
-pub use builder::{BoxError, ClientBuilder};
-pub use client::{Client, Delivery, Event, Events, StateSnapshot, Subscription};
-pub use error::{Error, Result};
+pub use builder::ClientBuilder;
+pub use client::{Client, Delivery, Subscription};
+pub use error::{BoxError, Error, Result};
+pub use events::{Event, Events, StateSnapshot};
 /// The core crate, for its less common types.
 pub use hublink_core as core;
 pub use hublink_core::{

@@ -2,11 +2,12 @@
 //! writing it from a small writer task so that a stalled peer never blocks the
 //! driver (a black-holed link must still time out).
 
-use crate::builder::TokenSource;
-use crate::{Error, Result};
+use crate::{BoxError, Error, Result};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hublink_core::CloseInfo;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,6 +63,16 @@ fn encode_query_value(value: &str) -> String {
         }
     }
     out
+}
+
+/// A token provider's pending answer.
+pub(crate) type TokenFuture = Pin<Box<dyn Future<Output = Result<String, BoxError>> + Send>>;
+
+/// Where the token of each attempt comes from.
+#[derive(Clone)]
+pub(crate) enum TokenSource {
+    Fixed(String),
+    Provider(Arc<dyn Fn() -> TokenFuture + Send + Sync>),
 }
 
 /// Everything needed to dial, shared by every attempt of one client.

@@ -6,28 +6,15 @@ use std::time::Duration;
 
 use clap::Parser;
 
-/// Parses a duration: `250ms`, `30s`, `5m`, or a bare number of seconds (`1.5`).
+/// Parses a duration as `humantime` does (`250ms`, `30s`, `1.5m`, `1h 30m`),
+/// or a bare number of seconds (`1.5`), which `humantime` alone refuses.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (num, unit) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = s.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (s, 1.0)
+    let parsed = match s.parse::<f64>() {
+        Ok(secs) => Duration::try_from_secs_f64(secs).map_err(|e| e.to_string()),
+        Err(_) => humantime::parse_duration(s).map_err(|e| e.to_string()),
     };
-    let value: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("duration {s:?} is not a number with an optional ms/s/m/h suffix"))?;
-    if !value.is_finite() || value < 0.0 {
-        return Err(format!("duration {s:?} must be a non-negative number"));
-    }
-    Ok(Duration::from_secs_f64(value * unit))
+    parsed.map_err(|e| format!("duration {s:?}: {e}"))
 }
 
 /// `url` fit to print: a password in its userinfo (`redis://user:pw@host`:
@@ -318,8 +305,34 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use super::redacted_url;
+    use super::{parse_duration, redacted_url};
     use proptest::prelude::*;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_take_units_fractions_and_bare_seconds() {
+        for (text, ms) in [
+            ("250ms", 250),
+            ("30s", 30_000),
+            ("5m", 300_000),
+            ("1h", 3_600_000),
+            ("1.5m", 90_000),
+            ("1.5", 1_500),
+            ("300", 300_000),
+            (" 2s ", 2_000),
+            ("0", 0),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_millis(ms)),
+                "{text}"
+            );
+        }
+        for text in ["", "s", "-1s", "-1", "NaN", "inf", "2 parsecs"] {
+            let e = parse_duration(text).unwrap_err();
+            assert!(e.starts_with(&format!("duration {:?}", text.trim())), "{e}");
+        }
+    }
 
     #[test]
     fn redacts_userinfo_passwords_and_password_queries() {

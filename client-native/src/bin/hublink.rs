@@ -131,24 +131,15 @@ struct Common {
 /// Longer than this is a typo, not a wish.
 const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 
-/// A duration like `250ms`, `2s`, `1.5m` or `3` (seconds), from 1 ms (the
-/// client's unit: anything shorter would be zero) to 24 h.
+/// A duration like `250ms`, `2s`, `1.5m` (`humantime`'s forms) or `3` (bare
+/// seconds, which `humantime` alone refuses), from 1 ms (the client's unit:
+/// anything shorter would be zero) to 24 h.
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("{s:?} is not a duration like 250ms, 2s, 1.5m or 3 (seconds)");
-    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (s, 1.0)
-    };
-    let value: f64 = num.trim().parse().map_err(|_| bad())?;
-    if !value.is_finite() || value < 0.0 {
-        return Err(bad());
+    let d = match s.trim().parse::<f64>() {
+        Ok(secs) => Duration::try_from_secs_f64(secs).map_err(|e| e.to_string()),
+        Err(_) => humantime::parse_duration(s).map_err(|e| e.to_string()),
     }
-    let d = Duration::try_from_secs_f64(value * scale).map_err(|_| bad())?;
+    .map_err(|e| format!("{s:?} is not a duration like 250ms, 2s, 1.5m or 3 (seconds): {e}"))?;
     if d < Duration::from_millis(1) {
         Err(format!(
             "{s:?} is zero or under 1ms: durations run from 1ms to 24h"

@@ -4,7 +4,6 @@
 //! `handle_*`.
 
 use std::ops::ControlFlow;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -104,7 +103,7 @@ pub(super) async fn run<H: Handler>(
     let _permit = permit;
     let endpoint = opts.endpoint;
     let m = state.metrics.clone();
-    m.connections[endpoint as usize].fetch_add(1, Ordering::Relaxed);
+    m.connections[endpoint as usize].inc();
     Metrics::inc(&m.connections_total);
     let id = state.next_id();
     tracing::debug!(conn = id, endpoint = endpoint.name(), "connected");
@@ -159,7 +158,7 @@ pub(super) async fn run<H: Handler>(
     };
     c.handler.on_close(&mut c.ctx);
     finish(stream, writer, writer_done, &c.ctx.conn).await;
-    m.connections[endpoint as usize].fetch_sub(1, Ordering::Relaxed);
+    m.connections[endpoint as usize].dec();
     tracing::debug!(conn = id, endpoint = endpoint.name(), "disconnected");
 }
 

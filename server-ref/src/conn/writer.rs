@@ -2,7 +2,6 @@
 //! handshake's first half, and giving up on a peer that stopped reading.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,7 +43,7 @@ async fn write_frames(sink: &mut SplitSink<WebSocket, Message>, shared: &ConnSha
                 if n > 0 {
                     match tokio::time::timeout(wt, write_batch(sink, &mut frames)).await {
                         Ok(Ok(())) => {
-                            metrics.messages_out.fetch_add(n, Ordering::Relaxed);
+                            metrics.messages_out.inc_by(n);
                         }
                         _ => return,
                     }
@@ -100,7 +99,7 @@ async fn write_frames(sink: &mut SplitSink<WebSocket, Message>, shared: &ConnSha
             Some(false) => return,
             Some(true) => {}
         }
-        metrics.messages_out.fetch_add(n, Ordering::Relaxed);
+        metrics.messages_out.inc_by(n);
         // Keep a small buffer for the next batch, not the largest burst's.
         if frames.capacity() > 2 * REPLAY_CHUNK {
             frames = VecDeque::new();
