@@ -262,8 +262,8 @@ mod tests {
     use serde_json::Value;
 
     use super::{Endpoint, Metrics};
-    use crate::broker::{Broker, BrokerStatus, OnReady, Subscriber};
-    use crate::history::{History, MemoryHistory, Position};
+    use crate::broker::{Broker, BrokerStatus, Subscribe, Subscriber};
+    use crate::history::{History, MemoryHistory};
     use crate::published::Published;
 
     /// Fixed counts, a history holding two messages, and the given status.
@@ -278,14 +278,7 @@ mod tests {
         ) -> BoxFuture<'_, crate::Result<Arc<Published>>> {
             unreachable!()
         }
-        fn subscribe<'a>(
-            &'a self,
-            _: &'a str,
-            _: u64,
-            _: Arc<dyn Subscriber>,
-            _: Option<Position>,
-            _: OnReady<'a>,
-        ) -> BoxFuture<'a, crate::Result<()>> {
+        fn subscribe<'a>(&'a self, _: Subscribe<'a>) -> BoxFuture<'a, crate::Result<()>> {
             unreachable!()
         }
         fn unsubscribe(&self, _: &str, _: u64) -> bool {

@@ -7,8 +7,8 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 use crate::broker::registry::Registry;
-use crate::broker::{Broker, OnReady, Subscribed, Subscriber};
-use crate::history::{History, MemoryHistory, Position};
+use crate::broker::{Broker, Subscribe, Subscribed, Subscriber};
+use crate::history::{History, MemoryHistory};
 use crate::published::Published;
 use crate::Result;
 
@@ -98,36 +98,29 @@ impl Broker for MemoryBroker {
         Box::pin(async move { Ok(msg) })
     }
 
-    fn subscribe<'a>(
-        &'a self,
-        topic: &'a str,
-        id: u64,
-        subscriber: Arc<dyn Subscriber>,
-        since: Option<Position>,
-        on_ready: OnReady<'a>,
-    ) -> BoxFuture<'a, Result<()>> {
+    fn subscribe<'a>(&'a self, r: Subscribe<'a>) -> BoxFuture<'a, Result<()>> {
         loop {
             let entry = lock(&self.topics)
-                .entry(topic.to_string())
+                .entry(r.topic.to_string())
                 .or_default()
                 .clone();
             let mut subs = lock(&entry);
             if subs.gone {
                 continue;
             }
-            let position = self.history.position_now(topic);
-            let replay = since.map(|s| self.history.since_now(topic, &s));
-            let latest = self.history.latest_now(topic);
-            on_ready(&Subscribed {
+            let position = self.history.position_now(r.topic);
+            let replay = r.since.map(|s| self.history.since_now(r.topic, &s));
+            let latest = self.history.latest_now(r.topic);
+            (r.on_ready)(&Subscribed {
                 position,
                 replay,
                 latest,
             });
-            if let Some(slot) = subs.list.iter_mut().find(|(i, _)| *i == id) {
-                slot.1 = subscriber;
+            if let Some(slot) = subs.list.iter_mut().find(|(i, _)| *i == r.id) {
+                slot.1 = r.subscriber;
             } else {
                 self.registry.topic_subscribed(subs.list.is_empty());
-                subs.list.push((id, subscriber));
+                subs.list.push((r.id, r.subscriber));
             }
             return Box::pin(async { Ok(()) });
         }
@@ -205,13 +198,13 @@ mod tests {
     fn subscribe(b: &MemoryBroker, topic: &str, id: u64, sub: Arc<Seqs>) -> u64 {
         let at = Arc::new(AtomicUsize::new(0));
         let at2 = at.clone();
-        b.subscribe(
+        b.subscribe(Subscribe {
             topic,
             id,
-            sub,
-            None,
-            Box::new(move |s| at2.store(s.position.seq as usize, Ordering::SeqCst)),
-        )
+            subscriber: sub,
+            since: None,
+            on_ready: Box::new(move |s| at2.store(s.position.seq as usize, Ordering::SeqCst)),
+        })
         .now_or_never()
         .expect("the memory broker answers at once")
         .unwrap();

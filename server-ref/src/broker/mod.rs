@@ -70,6 +70,21 @@ pub struct Subscribed {
 /// Callback run once when a subscription starts, before any live message.
 pub type OnReady<'a> = Box<dyn FnOnce(&Subscribed) + Send + 'a>;
 
+/// One subscriber's subscription to one topic, as [`Broker::subscribe`] takes it.
+pub struct Subscribe<'a> {
+    /// The topic.
+    pub topic: &'a str,
+    /// The subscriber's id (its connection's); subscribing again with the
+    /// same id replaces the earlier registration.
+    pub id: u64,
+    /// Where the topic's messages go.
+    pub subscriber: Arc<dyn Subscriber>,
+    /// Replay what came after this position first.
+    pub since: Option<Position>,
+    /// Run once, with what the subscribe found, before any live message.
+    pub on_ready: OnReady<'a>,
+}
+
 /// Publish/subscribe with history. Contract of `subscribe`: `on_ready` runs exactly
 /// once, before any live delivery to the subscriber, and every message with a `seq`
 /// above the reported position is delivered live afterwards, in order: no gap and
@@ -83,14 +98,7 @@ pub trait Broker: Send + Sync {
         event_id: Option<u64>,
     ) -> BoxFuture<'_, Result<Arc<Published>>>;
     /// Subscribes (or re-subscribes, replacing the earlier registration of `id`).
-    fn subscribe<'a>(
-        &'a self,
-        topic: &'a str,
-        id: u64,
-        subscriber: Arc<dyn Subscriber>,
-        since: Option<Position>,
-        on_ready: OnReady<'a>,
-    ) -> BoxFuture<'a, Result<()>>;
+    fn subscribe<'a>(&'a self, request: Subscribe<'a>) -> BoxFuture<'a, Result<()>>;
     /// Removes subscriber `id` from `topic`; false when it was not subscribed.
     fn unsubscribe(&self, topic: &str, id: u64) -> bool;
     /// Subscribes to every topic matching `pattern` (no history, no replay).

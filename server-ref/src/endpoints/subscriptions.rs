@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::broker::OnReady;
+use crate::broker::{OnReady, Subscribe};
 use crate::conn::Ctx;
 use crate::history::Position;
 use crate::published::Shape;
@@ -155,7 +155,13 @@ impl Subscriptions {
         let delivery = self.delivery(ctx);
         let broker = ctx.state.broker.clone();
         broker
-            .subscribe(topic, ctx.conn.id, delivery, since, on_ready)
+            .subscribe(Subscribe {
+                topic,
+                id: ctx.conn.id,
+                subscriber: delivery,
+                since,
+                on_ready,
+            })
             .await
     }
 

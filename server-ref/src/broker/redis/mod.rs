@@ -78,8 +78,8 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::broker::{Broker, BrokerStatus, OnReady, Subscriber};
-use crate::history::{History, Position};
+use crate::broker::{Broker, BrokerStatus, Subscribe, Subscriber};
+use crate::history::History;
 use crate::published::Published;
 use crate::{Error, Result};
 
@@ -297,14 +297,7 @@ impl Broker for RedisBroker {
         })
     }
 
-    fn subscribe<'a>(
-        &'a self,
-        topic: &'a str,
-        id: u64,
-        subscriber: Arc<dyn Subscriber>,
-        since: Option<Position>,
-        on_ready: OnReady<'a>,
-    ) -> BoxFuture<'a, Result<()>> {
+    fn subscribe<'a>(&'a self, r: Subscribe<'a>) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let node = &*self.node;
             // A node that just started, or whose link is being re-established,
@@ -312,27 +305,30 @@ impl Broker for RedisBroker {
             if !self.wait_up(SUBSCRIBE_WAIT).await {
                 return Err(Error::BrokerUnavailable(node.health.unreachable()));
             }
-            node.local.register_pending(topic, id, subscriber);
+            node.local.register_pending(r.topic, r.id, r.subscriber);
             let mut guard = PendingGuard {
                 node,
-                topic,
-                id,
+                topic: r.topic,
+                id: r.id,
                 done: false,
             };
             let (tx, rx) = oneshot::channel();
             if node
                 .cmds
-                .send(Cmd::Subscribe(topic.to_string(), tx))
+                .send(Cmd::Subscribe(r.topic.to_string(), tx))
                 .is_err()
             {
                 return Err(Error::BrokerUnavailable("the broker stopped".into()));
             }
             match tokio::time::timeout(OP_TIMEOUT * 2, rx).await {
-                Ok(Ok(r)) => r?,
+                Ok(Ok(subscribed)) => subscribed?,
                 _ => return Err(Error::BrokerUnavailable(node.health.unreachable())),
             }
-            let snap = node.history.snapshot(topic, since.as_ref(), true).await?;
-            node.local.go_live(topic, id, snap, on_ready);
+            let snap = node
+                .history
+                .snapshot(r.topic, r.since.as_ref(), true)
+                .await?;
+            node.local.go_live(r.topic, r.id, snap, r.on_ready);
             guard.done = true;
             Ok(())
         })
