@@ -17,6 +17,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     parsed.map_err(|e| format!("duration {s:?}: {e}"))
 }
 
+/// A [`parse_duration`] that must be more than zero: a period to repeat
+/// something at (a zero one would spin, and tokio's interval refuses it).
+pub fn parse_period(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!("period {:?}: must be more than 0", s.trim())),
+        d => Ok(d),
+    }
+}
+
 /// `url` fit to print: a password in its userinfo (`redis://user:pw@host`:
 /// `redis://user:***@host`) and the value of every query parameter whose
 /// name contains `pass` (`?password=`, the `?pass=` of a Unix socket URL)
@@ -236,11 +245,11 @@ pub struct Config {
     pub demo_machines: Vec<String>,
 
     /// Period of the demo machines' sensor data (the Go seed uses 5 s).
-    #[arg(long, env = "HUBLINK_DEMO_MACHINE_PERIOD", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "HUBLINK_DEMO_MACHINE_PERIOD", default_value = "5s", value_parser = parse_period)]
     pub demo_machine_period: Duration,
 
     /// Period of the demo power readings per module.
-    #[arg(long, env = "HUBLINK_DEMO_POWER_PERIOD", default_value = "100ms", value_parser = parse_duration)]
+    #[arg(long, env = "HUBLINK_DEMO_POWER_PERIOD", default_value = "100ms", value_parser = parse_period)]
     pub demo_power_period: Duration,
 
     /// Power modules the demo feed simulates.
@@ -257,7 +266,7 @@ pub struct Config {
     pub demo_branch: String,
 
     /// Period of the demo order/machine/operator events.
-    #[arg(long, env = "HUBLINK_DEMO_ORDER_PERIOD", default_value = "3s", value_parser = parse_duration)]
+    #[arg(long, env = "HUBLINK_DEMO_ORDER_PERIOD", default_value = "3s", value_parser = parse_period)]
     pub demo_order_period: Duration,
 
     /// Divide the device streams' documented periods (30 s / 60 s) by this factor.
@@ -305,7 +314,8 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_duration, redacted_url};
+    use super::{parse_duration, parse_period, redacted_url, Config};
+    use clap::Parser;
     use proptest::prelude::*;
     use std::time::Duration;
 
@@ -331,6 +341,27 @@ mod tests {
         for text in ["", "s", "-1s", "-1", "NaN", "inf", "2 parsecs"] {
             let e = parse_duration(text).unwrap_err();
             assert!(e.starts_with(&format!("duration {:?}", text.trim())), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_zero_demo_period_is_refused_by_name_instead_of_stopping_the_feed() {
+        assert_eq!(parse_period("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(
+            parse_period(" 0s"),
+            Err("period \"0s\": must be more than 0".to_owned())
+        );
+        for flag in [
+            "--demo-machine-period",
+            "--demo-power-period",
+            "--demo-order-period",
+        ] {
+            let e = Config::try_parse_from(["hublink-server", "--demo", flag, "0"]).unwrap_err();
+            let text = e.to_string();
+            assert!(
+                text.contains(flag) && text.contains("must be more than 0"),
+                "{text}"
+            );
         }
     }
 
