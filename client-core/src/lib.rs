@@ -15,10 +15,18 @@
 //!
 //! - [`Connection`]: the state machine (`Connecting`, `Connected`,
 //!   `Reconnecting`, `Disconnected`), with heartbeat timeout, backoff,
-//!   subscriptions and the outbound queue.
+//!   subscriptions and the outbound queue; its deadlines (connect, retry,
+//!   probe, stable) are one timer table (`timer.rs`), whose earliest is
+//!   [`Connection::poll_timeout`].
 //! - [`backoff`]: exponential delays from 1 s to 30 s, jittered at every step.
-//! - [`Subscriptions`]: per-topic state and the last `(epoch, seq)` seen, the
-//!   `since` of the next resubscribe.
+//! - [`Subscriptions`]: the wanted topics; each [`Subscription`] keeps its
+//!   state and the last `(epoch, seq)` seen (the `since` of the next
+//!   resubscribe) and owns its rules: what a resubscribe [`Recovery`]
+//!   recovered, what an ack means, which message is new (at most once, gaps
+//!   reported).
+//! - `queue.rs`: the offline queue, with each frame's time to live.
+//! - `protocol.rs` and `error.rs`: the wire's close codes and inbound frames,
+//!   and the refusals ([`Error`], with its `code()`) and decode errors.
 //! - [`dialect`]: the canonical `hublink.v1` protocol and the seed backends'
 //!   shapes, behind the small [`Dialect`] trait.
 //! - [`JsonValue`]: the core does not parse JSON. Shells hand it values parsed

@@ -4,7 +4,9 @@
 //!
 //! # Layout
 //!
-//! - `lib.rs` (this file): the front door: [`app`], [`run`], [`Error`], [`Result`].
+//! - `lib.rs` (this file): the front door: [`app`], [`run`], [`Error`] and
+//!   [`Result`] (from `error.rs`). `main.rs` is the binary: flags, runtime,
+//!   listener, signals.
 //! - [`config`]: every flag (`clap`), each also settable as `HUBLINK_*`.
 //! - [`state`]: [`AppState`], what every handler shares, built from the config.
 //! - [`policy`]: who may subscribe and publish where, anonymous endpoints, the
@@ -19,14 +21,18 @@
 //!   replay window) and its in-memory implementation.
 //! - [`broker`]: the [`Broker`](broker::Broker) trait (publish, subscribe with atomic
 //!   replay, pattern subscriptions), [`MemoryBroker`](broker::MemoryBroker), the default,
-//!   the pattern registry both share, and in [`broker::redis`] scale-out, `--broker
-//!   redis`: several nodes share topics and history through Redis (a Lua script per
-//!   publish, one pub/sub connection per node).
+//!   the pattern `registry` both share, and in [`broker::redis`] scale-out, `--broker
+//!   redis`: several nodes share topics and history through Redis: its `keys`,
+//!   the Lua `scripts` (`publish.lua`, `snapshot.lua`), the stream `history`,
+//!   the node's local `topics`, the pub/sub `link` (one connection per node)
+//!   and its `health`.
 //! - [`frames`]: the server's own small frames (`error`, `reconnect`).
 //! - `conn/`: what every WebSocket endpoint shares: the `upgrade` request each
-//!   takes, its `admission` (origin, connection limit, token, the policy on a
-//!   topic the path names), the `connection` loop, the `queue` (full: close 4009, the broadcast never
-//!   waits), the `writer` task; heartbeats, WebSocket pings, stale cleanup
+//!   takes, its `admission` (origin, the connection `limit` (a semaphore),
+//!   token, the policy on a topic the path names), the `connection` loop, the
+//!   `shared` half of a connection that deliveries reach, the `queue` (full:
+//!   close 4009, the broadcast never waits), the `writer` task; heartbeats,
+//!   WebSocket pings, stale cleanup
 //!   (4008), rate limit (4029), size limit (1009), graceful shutdown
 //!   (`reconnect`, then 1012).
 //! - `endpoints/`: one module per protocol, each with its own parsing and
@@ -37,13 +43,16 @@
 //!   topic, policy, limit, broker, ready/replay, with typed refusals),
 //!   `delivery` (the one subscriber: a shape and a filter), `wire` (client
 //!   JSON: `\n` batches of commands).
-//! - [`metrics`]: atomics rendered as Prometheus text at `/metrics`.
-//! - `demo`: simulated feeds for `--demo`.
+//! - [`metrics`]: the counters and gauges of `/metrics`, rendered by
+//!   `prometheus-client`.
+//! - `demo`: simulated feeds for `--demo`, with their own state.
+//! - `fuzzing`: the endpoints' frame parsers as the fuzz targets drive them.
 //!
 //! # Running
 //!
-//! [`run`] serves a bound listener until `shutdown` completes, mini-redis style;
-//! tests bind `127.0.0.1:0`. [`app`] builds the same router for a given state.
+//! [`AppState::new`] builds the state from a [`Config`]; [`run`] serves a bound
+//! listener with it until `shutdown` completes, mini-redis style; tests bind
+//! `127.0.0.1:0`. [`app`] builds the same router for a given state.
 
 use std::future::Future;
 use std::sync::Arc;
