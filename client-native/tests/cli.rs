@@ -491,6 +491,25 @@ async fn zero_and_nonsense_durations_are_usage_errors() {
 }
 
 #[tokio::test]
+async fn a_backoff_max_below_the_initial_delay_is_a_usage_error() {
+    let closed = format!("ws://{}/ws", closed_port().await);
+    let args = [
+        "watch",
+        &closed,
+        "--backoff-initial",
+        "10s",
+        "--backoff-max",
+        "5s",
+    ];
+    let (code, stdout, stderr) = run(&args).await;
+    assert_eq!(code, 2, "{stdout}");
+    assert_one_line_error(
+        &stderr,
+        "--backoff-max (5s) is below --backoff-initial (10s)",
+    );
+}
+
+#[tokio::test]
 async fn publish_on_a_dialect_without_publish_is_a_usage_error() {
     let closed = format!("ws://{}/ws", closed_port().await);
     for dialect in ["topics", "machines", "devices", "actions", "power"] {

@@ -270,14 +270,18 @@ fn build(common: &Common, all_messages: bool) -> Result<(Client, Events), Stop> 
         .dialect
         .parse()
         .map_err(|e| Stop::usage(format!("{e}")))?;
+    if common.backoff_max < common.backoff_initial {
+        // Raising it silently would hide a typo in either flag.
+        return Err(Stop::usage(format!(
+            "--backoff-max ({:?}) is below --backoff-initial ({:?}): the largest reconnect delay cannot be smaller than the first",
+            common.backoff_max, common.backoff_initial
+        )));
+    }
     let mut builder = Client::builder(&common.url)
         .dialect(dialect)
         .backoff(BackoffConfig {
             initial_ms: common.backoff_initial.as_millis() as u64,
-            max_ms: common
-                .backoff_max
-                .as_millis()
-                .max(common.backoff_initial.as_millis()) as u64,
+            max_ms: common.backoff_max.as_millis() as u64,
             ..BackoffConfig::default()
         })
         .heartbeat(HeartbeatConfig {
