@@ -7,7 +7,9 @@
 //! - `lib.rs` (this file): the front door: [`app`], [`run`], [`Error`] and
 //!   [`Result`] (from `error.rs`). `main.rs` is the binary: flags, runtime,
 //!   listener, signals.
-//! - [`config`]: every flag (`clap`), each also settable as `HUBLINK_*`.
+//! - [`config`]: every flag (`clap`), each also settable as `HUBLINK_*`; its
+//!   `Debug` hides the secrets.
+//! - [`redact`]: a Redis URL with its password hidden, for health, logs and errors.
 //! - [`state`]: [`AppState`], what every handler shares, built from the config.
 //! - [`policy`]: who may subscribe and publish where, anonymous endpoints, the
 //!   actions dialect's room scoping and the room-to-branch map it learns.
@@ -76,6 +78,7 @@ pub mod history;
 pub mod metrics;
 pub mod policy;
 pub mod published;
+pub mod redact;
 pub mod state;
 pub mod time;
 pub mod topic;

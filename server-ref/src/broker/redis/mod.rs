@@ -122,7 +122,7 @@ pub struct RedisOptions {
 impl std::fmt::Debug for RedisOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisOptions")
-            .field("url", &crate::config::redacted_url(&self.url))
+            .field("url", &crate::redact::redacted_url(&self.url))
             .field("prefix", &self.prefix)
             .field("node_id", &self.node_id)
             .field("history_size", &self.history_size)
@@ -160,7 +160,7 @@ impl RedisBroker {
         let bad = |e: ::redis::RedisError| {
             Error::Config(format!(
                 "--redis-url {:?} cannot be used: {e}",
-                crate::config::redacted_url(&opts.url)
+                crate::redact::redacted_url(&opts.url)
             ))
         };
         check_scheme(&opts.url)?;
@@ -225,7 +225,7 @@ fn check_scheme(url: &str) -> Result<()> {
     let refuse = |why: &str| {
         Err(Error::Config(format!(
             "--redis-url {:?}: {why}",
-            crate::config::redacted_url(url)
+            crate::redact::redacted_url(url)
         )))
     };
     match scheme.as_str() {
