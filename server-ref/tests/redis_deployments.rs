@@ -1,5 +1,5 @@
 //! Redis deployments the broker does not support are refused, not half-run:
-//! a Redis Cluster node or a Sentinel stops the start with a message that says
+//! a Redis Cluster node, a Sentinel or a read-only replica stops the start with a message that says
 //! so (and what to use instead); one found behind the address after a
 //! reconnect marks the broker down with that reason. `/healthz` names the node.
 
@@ -66,6 +66,25 @@ async fn a_sentinel_is_refused_at_start() {
     assert!(out.contains("Sentinel"), "names Sentinel: {out}");
     assert!(out.contains("not supported"), "says so: {out}");
     assert!(out.contains("primary"), "says what to use: {out}");
+}
+
+/// A replica answers reads but refuses every write (`READONLY`): before
+/// this check, `/healthz` said ok while every publish failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_replica_is_refused_at_start() {
+    // Its primary need not exist: a replica with its link down is still one.
+    let Some(replica) = RedisServer::start_with(&["--replicaof", "127.0.0.1", "1"]) else {
+        return;
+    };
+    let out = refused_start(&["--broker", "redis", "--redis-url", &replica.url()]).await;
+    assert!(
+        out.contains("read-only replica of 127.0.0.1:1"),
+        "names it and its primary: {out}"
+    );
+    assert!(
+        out.contains("point --redis-url at the primary"),
+        "says what to use: {out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -98,7 +98,9 @@ impl Health {
 
 /// Why the server whose `INFO` is `info` cannot serve as this broker's
 /// Redis, if it cannot: a Redis Cluster node (publishes to topics on other
-/// shards would fail with `MOVED`) or a Sentinel (no scripts, no keys).
+/// shards would fail with `MOVED`), a Sentinel (no scripts, no keys) or a
+/// read-only replica (every publish would fail with `READONLY`, while
+/// `/healthz` said ok).
 pub(super) fn unsupported_deployment(addr: &str, info: &str) -> Option<String> {
     let field = |name: &str| {
         info.lines()
@@ -108,6 +110,19 @@ pub(super) fn unsupported_deployment(addr: &str, info: &str) -> Option<String> {
         return Some(format!(
             "Redis at {addr} is a Redis Cluster node: Redis Cluster is not supported; \
              point --redis-url at a standalone Redis (a primary, with replicas if wanted)"
+        ));
+    }
+    // `slave_read_only` is what Redis 7 calls it; a writable replica (a
+    // rare setup, but one that works) is let through.
+    let writable = [field("replica_read_only"), field("slave_read_only")].contains(&Some("0"));
+    if field("role") == Some("slave") && !writable {
+        let primary = match (field("master_host"), field("master_port")) {
+            (Some(host), Some(port)) => format!(" of {host}:{port}"),
+            _ => String::new(),
+        };
+        return Some(format!(
+            "Redis at {addr} is a read-only replica{primary}: publishes would fail; \
+             point --redis-url at the primary"
         ));
     }
     if field("redis_mode") == Some("sentinel") {
