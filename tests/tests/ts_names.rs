@@ -6,37 +6,45 @@
 
 use hublink_core::{DialectKind, Error, Reason, Recovery, State, UnsentReason};
 
-/// The string literals of `const NAME = [...]` in pkg/src/index.ts.
-fn ts_list(name: &str) -> Vec<String> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../pkg/src/index.ts");
-    let source = std::fs::read_to_string(path).expect("pkg/src/index.ts");
-    let start = source
-        .find(&format!("const {name}"))
-        .unwrap_or_else(|| panic!("no `const {name}` in pkg/src/index.ts"));
-    let list = &source[start..];
-    let list = &list[list.find("= [").unwrap() + 3..];
-    let list = &list[..list.find(']').unwrap()];
-    list.split(',')
+/// A file of the repository, by its path from the root.
+fn source(path: &str) -> String {
+    let full = format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(full).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The string literals between `open` and `close`, split at `sep`, after
+/// the first `start` in `path`.
+fn literals(path: &str, start: &str, open: &str, close: char, sep: char) -> Vec<String> {
+    let text = source(path);
+    let at = text
+        .find(start)
+        .unwrap_or_else(|| panic!("no `{start}` in {path}"));
+    let rest = &text[at..];
+    let rest = &rest[rest.find(open).unwrap() + open.len()..];
+    rest[..rest.find(close).unwrap()]
+        .split(sep)
         .map(|s| s.trim().trim_matches('"').to_owned())
         .filter(|s| !s.is_empty())
         .collect()
+}
+
+/// The string literals of `const NAME = [...]` in pkg/src/index.ts.
+fn ts_list(name: &str) -> Vec<String> {
+    literals(
+        "pkg/src/index.ts",
+        &format!("const {name}"),
+        "= [",
+        ']',
+        ',',
+    )
 }
 
 /// The string literals of `export type NAME = "a" | "b";` in the TypeScript
 /// types hublink-wasm declares (client-wasm/src/events.rs), which the
 /// events and pkg/src use by name.
 fn ts_union(name: &str) -> Vec<String> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../client-wasm/src/events.rs");
-    let source = std::fs::read_to_string(path).expect("client-wasm/src/events.rs");
-    let start = source
-        .find(&format!("export type {name} = "))
-        .unwrap_or_else(|| panic!("no `export type {name}` in the TypeScript types"));
-    let union = &source[start + name.len() + 15..];
-    let union = &union[..union.find(';').unwrap()];
-    union
-        .split('|')
-        .map(|s| s.trim().trim_matches('"').to_owned())
-        .collect()
+    let start = format!("export type {name} =");
+    literals("client-wasm/src/events.rs", &start, "=", ';', '|')
 }
 
 #[test]
@@ -135,9 +143,8 @@ fn error_codes_are_the_cores() {
     // is the TS layer's own.
     let listed = ts_list("ERROR_CODES");
     assert_eq!(listed[1..5], core[..4]);
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../pkg/src/index.ts");
-    let source = std::fs::read_to_string(path).expect("pkg/src/index.ts");
-    let union = source
+    let index = source("pkg/src/index.ts");
+    let union = index
         .lines()
         .find(|l| l.trim_start().starts_with("code: \"queue_full\""))
         .expect("HublinkError's code union in pkg/src/index.ts");
