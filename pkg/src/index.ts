@@ -8,7 +8,7 @@
  *
  * @module
  */
-import init, { Core } from "../wasm/hublink_wasm.js";
+import { Core, initSync } from "../wasm/hublink_wasm.js";
 import type {
   ClientEvent,
   ClientEventType,
@@ -157,14 +157,29 @@ const loading = new Map<boolean, Promise<CoreClass>>();
  * Loads the wasm module (once) and resolves to its `Core`; `createClient`
  * calls it for you. A seed `dialect` loads the second module, which holds
  * them (a chunk of its own: pages that speak hublink never fetch it).
+ *
+ * The module is fetched and compiled here and instantiated with the glue's
+ * `initSync` (instantiating a compiled module is allowed on a page's main
+ * thread; compiling synchronously is not): wasm-bindgen's own async loader
+ * would add its fallbacks for old call forms and servers without the wasm
+ * MIME type to every page, and compiling from the bytes needs no MIME type.
+ * The `new URL(..., import.meta.url)` literals are what Vite, webpack and
+ * Next.js recognise and emit as assets.
  */
 export function load(wasmUrl?: string | URL, dialect?: DialectName): Promise<CoreClass> {
   const seed = dialect !== undefined && dialect !== "hublink";
   let p = loading.get(seed);
   if (!p) {
-    const m = seed ? import("../wasm-dialects/hublink_wasm.js") : Promise.resolve({ default: init, Core });
+    const m = seed ? import("../wasm-dialects/hublink_wasm.js") : Promise.resolve({ initSync, Core });
     p = m.then(async (m) => {
-      await m.default(wasmUrl === undefined ? undefined : { module_or_path: wasmUrl });
+      const url =
+        wasmUrl ??
+        (seed
+          ? new URL("../wasm-dialects/hublink_wasm_bg.wasm", import.meta.url)
+          : new URL("../wasm/hublink_wasm_bg.wasm", import.meta.url));
+      const r = await fetch(url);
+      if (!r.ok) throw new Error(`HTTP ${r.status} fetching ${r.url}`);
+      m.initSync({ module: await WebAssembly.compile(await r.arrayBuffer()) });
       return m.Core as CoreClass;
     });
     // A failed load is forgotten, so that the next call tries again.

@@ -1,7 +1,12 @@
-// Loads the wasm module synchronously for Node (no fetch of a file: URL).
-import { readFileSync } from "node:fs";
-import { initSync } from "../wasm/hublink_wasm.js";
-import { initSync as initDialects } from "../wasm-dialects/hublink_wasm.js";
+// Node's fetch has no file: URLs; the package fetches its wasm module from
+// `new URL(..., import.meta.url)`, which in Node is one. This gives fetch
+// them (the bytes of the file, as a browser gets them over HTTP), so that
+// the tests load the module through the package's own path.
+import { readFile } from "node:fs/promises";
 
-initSync({ module: readFileSync(new URL("../wasm/hublink_wasm_bg.wasm", import.meta.url)) });
-initDialects({ module: readFileSync(new URL("../wasm-dialects/hublink_wasm_bg.wasm", import.meta.url)) });
+const fetchHttp = globalThis.fetch;
+globalThis.fetch = async (input, init) => {
+  const url = input instanceof URL ? input : new URL(String(input), "file:///");
+  if (url.protocol !== "file:") return fetchHttp(input, init);
+  return new Response(await readFile(url), { headers: { "content-type": "application/wasm" } });
+};
