@@ -178,7 +178,7 @@ export function load(wasmUrl?: string | URL, dialect?: DialectName): Promise<Cor
           ? new URL("../wasm-dialects/hublink_wasm_bg.wasm", import.meta.url)
           : new URL("../wasm/hublink_wasm_bg.wasm", import.meta.url));
       const r = await fetch(url);
-      if (!r.ok) throw new Error(`HTTP ${r.status} fetching ${r.url}`);
+      if (!r.ok) throw new Error(`HTTP ${r.status} fetching ${url}`);
       m.initSync({ module: await WebAssembly.compile(await r.arrayBuffer()) });
       return m.Core as CoreClass;
     });
