@@ -25,6 +25,9 @@ test("a wasm URL answering 404 is reported as such and retried until it loads", 
   await once(server, "listening");
   const wasmUrl = `http://127.0.0.1:${server.address().port}/hublink_wasm_bg.wasm`;
   // Nothing listens at this WebSocket URL: only the load matters here.
+  // backoffInitialMs: 50 (default 1,000) only shortens the wait before the
+  // retry; what is asserted (the reason, one retry, the load) does not
+  // depend on the delay.
   const client = createClient("ws://127.0.0.1:9/ws", { wasmUrl, backoffInitialMs: 50 });
   const states = [];
   client.on("state", (e) => states.push(e));
