@@ -540,14 +540,30 @@ impl<V: JsonValue> Connection<V> {
 
     /// Subscribes to `topic`, now if connected, else on the next connection.
     /// Subscribing again to a wanted topic does nothing.
-    pub fn subscribe(&mut self, _now: u64, topic: &str) -> Result<()> {
-        if topic.is_empty() {
-            return Err(Error::InvalidTopic {
-                topic: topic.to_owned(),
-                problem: "a topic name cannot be empty",
-            });
+    pub fn subscribe(&mut self, now: u64, topic: &str) -> Result<()> {
+        self.subscribe_from(now, topic, None)
+    }
+
+    /// Subscribes to `topic` as [`subscribe`](Self::subscribe) does, resuming
+    /// after `since` when given: a position delivered before this
+    /// subscription existed, by another connection (a shared connection's
+    /// new leader resumes from where the tabs stand). The subscribe carries
+    /// it, messages up to it are not delivered again, and a server that
+    /// cannot recover from it is reported as a loss.
+    pub fn subscribe_from(
+        &mut self,
+        _now: u64,
+        topic: &str,
+        since: Option<Position>,
+    ) -> Result<()> {
+        check_topic(topic)?;
+        let Some(sub) = self.subs.insert(topic) else {
+            return Ok(());
+        };
+        if let Some(since) = since {
+            sub.resume_from(since);
         }
-        if self.subs.insert(topic) && self.transport == Transport::Open {
+        if self.transport == Transport::Open {
             self.send_subscribe(topic);
         }
         Ok(())
@@ -568,6 +584,7 @@ impl<V: JsonValue> Connection<V> {
 
     /// Publishes `data` on `topic` through the dialect; queued while offline.
     pub fn publish(&mut self, now: u64, topic: &str, data: &V) -> Result<()> {
+        check_topic(topic)?;
         let frame = self
             .dialect
             .encode_publish(topic, data)
@@ -1155,4 +1172,16 @@ impl<V: JsonValue> Connection<V> {
             }
         }
     }
+}
+
+/// A topic name the core can subscribe or publish to: not empty (the server
+/// refuses one, and the application learns why here, at once).
+fn check_topic(topic: &str) -> Result<()> {
+    if topic.is_empty() {
+        return Err(Error::InvalidTopic {
+            topic: topic.to_owned(),
+            problem: "a topic name cannot be empty",
+        });
+    }
+    Ok(())
 }

@@ -104,6 +104,14 @@ impl Subscription {
         }
     }
 
+    /// Resumes after `position`, delivered before this subscription existed
+    /// (by another connection): the next subscribe carries it as `since`, and
+    /// one that does not recover from it reports the loss.
+    pub(crate) fn resume_from(&mut self, position: Position) {
+        self.position = Some(position);
+        self.established_before = true;
+    }
+
     /// Where the next subscribe resumes from: the position, for a dialect
     /// with recovery.
     pub(crate) fn since(&self, recovery: bool) -> Option<&Position> {
@@ -280,14 +288,12 @@ impl Subscriptions {
         Some(&mut self.entries[i].1)
     }
 
-    /// Adds `topic` as pending; false when it was there already.
-    pub(crate) fn insert(&mut self, topic: &str) -> bool {
-        let Err(i) = self.find(topic) else {
-            return false;
-        };
+    /// Adds `topic` as pending and returns it; `None` when it was there already.
+    pub(crate) fn insert(&mut self, topic: &str) -> Option<&mut Subscription> {
+        let i = self.find(topic).err()?;
         self.entries
             .insert(i, (topic.to_owned(), Subscription::new()));
-        true
+        Some(&mut self.entries[i].1)
     }
 
     pub(crate) fn remove(&mut self, topic: &str) -> Option<Subscription> {

@@ -111,3 +111,17 @@ fn publish_on_a_dialect_without_publish_is_an_error_not_a_drop() {
         .unwrap_err();
     assert_eq!(err.to_string(), "the machines dialect cannot publish");
 }
+
+#[test]
+fn an_empty_topic_is_refused_at_once_by_publish_and_subscribe_and_nothing_is_queued() {
+    let mut sim = Sim::hublink();
+    for err in [
+        sim.conn.publish(sim.now, "", &json!(1)).unwrap_err(),
+        sim.conn.subscribe(sim.now, "").unwrap_err(),
+    ] {
+        assert_eq!(err.code(), "invalid_topic");
+        assert!(err.to_string().contains("cannot be empty"), "{err}");
+    }
+    sim.connect_and_open();
+    assert_eq!(sim.take_sent(), Vec::<serde_json::Value>::new());
+}

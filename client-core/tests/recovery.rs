@@ -330,3 +330,67 @@ fn resubscribing_before_the_first_ack_reports_one_fresh_subscription() {
     sim.recv(&server.publish("a", json!(1)).unwrap());
     assert_eq!(sim.messages().len(), 1);
 }
+
+/// A shared connection's new leader resumes each topic from where the tabs
+/// stand: the first subscribe carries `since`, the missed messages are
+/// replayed, and nothing up to that position is delivered again.
+#[test]
+fn subscribe_from_a_position_replays_exactly_what_came_after_it() {
+    let mut server = FakeServer::new("e1", 100);
+    for i in 1..=5 {
+        server.publish("a", json!(i));
+    }
+    let mut sim = Sim::hublink();
+    let since = Position {
+        epoch: "e1".into(),
+        seq: 3,
+    };
+    sim.conn
+        .subscribe_from(sim.now, "a", Some(since.clone()))
+        .unwrap();
+    // Subscribing again, with or without a position, changes nothing.
+    sim.conn.subscribe_from(sim.now, "a", None).unwrap();
+    sim.connect_and_open();
+    let sent = server.exchange(&mut sim);
+    assert_eq!(
+        sent,
+        vec![json!({"type":"subscribe","topic":"a","since":{"seq":3,"epoch":"e1"}})]
+    );
+    let events = sim.take_events();
+    assert_eq!(
+        subscribed_events(&events),
+        [("a".into(), Recovery::Recovered)]
+    );
+    let seqs: Vec<Option<u64>> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message(m) => Some(m.seq()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seqs, [Some(4), Some(5)]);
+    // A late copy of what the position covers is dropped; what is new is not.
+    sim.recv_json(json!({"type":"message","topic":"a","seq":2,"epoch":"e1","data":2}));
+    assert_eq!(sim.messages(), []);
+    sim.recv(&server.publish("a", json!(6)).unwrap());
+    assert_eq!(sim.messages().len(), 1);
+}
+
+/// A position the server cannot recover from (another epoch) is reported as
+/// a loss, not as a fresh start: the tabs had seen messages before.
+#[test]
+fn subscribe_from_a_position_the_server_lost_is_reported_as_lost() {
+    let mut server = FakeServer::new("e2", 100);
+    let mut sim = Sim::hublink();
+    let since = Position {
+        epoch: "e1".into(),
+        seq: 7,
+    };
+    sim.conn.subscribe_from(sim.now, "a", Some(since)).unwrap();
+    sim.connect_and_open();
+    server.exchange(&mut sim);
+    assert_eq!(
+        subscribed_events(&sim.take_events()),
+        [("a".into(), Recovery::Lost)]
+    );
+}

@@ -43,7 +43,8 @@ use alloc::string::String;
 use core::cell::{Cell, RefCell};
 use hublink_core::json::concat;
 use hublink_core::{
-    Admit, CloseInfo, Config, Connection, DialectKind, Error, Header, Transmit, SUBPROTOCOL,
+    Admit, CloseInfo, Config, Connection, DialectKind, Error, Header, Position, Transmit,
+    SUBPROTOCOL,
 };
 use json::{to_u64, Js};
 use wasm_bindgen::prelude::*;
@@ -107,7 +108,8 @@ pub mod input {
     pub const RECONNECT_NOW: u32 = 10;
     /// [`Core::network_offline`](super::Core::network_offline).
     pub const NETWORK_OFFLINE: u32 = 11;
-    /// [`Core::subscribe`](super::Core::subscribe): `a` the topic.
+    /// [`Core::subscribe`](super::Core::subscribe): `a` the topic; `b` and
+    /// `n` the epoch and seq to resume after, or `""` and `NaN`.
     pub const SUBSCRIBE: u32 = 12;
     /// [`Core::unsubscribe`](super::Core::unsubscribe): `a` the topic.
     pub const UNSUBSCRIBE: u32 = 13;
@@ -413,7 +415,7 @@ impl Core {
             input::CLOSE => self.close(now),
             input::RECONNECT_NOW => self.reconnect_now(now),
             input::NETWORK_OFFLINE => self.network_offline(now),
-            input::SUBSCRIBE => return self.subscribe(now, a),
+            input::SUBSCRIBE => return self.subscribe(now, a, b, n),
             input::UNSUBSCRIBE => return self.unsubscribe(now, a).into(),
             input::PUBLISH => return self.publish(now, a, v),
             input::SEND => return self.send(now, v),
@@ -505,10 +507,18 @@ impl Core {
         self.with(|c| c.network_offline(ms(now)));
     }
 
-    /// Subscribes to `topic` (now if connected, else on the next connection).
+    /// Subscribes to `topic` (now if connected, else on the next connection),
+    /// resuming after `epoch`/`seq` when both are given (not `""`/`NaN`).
     /// Returns a [`refused`] code (`INVALID_TOPIC`), 0 when done.
-    pub fn subscribe(&self, now: f64, topic: &str) -> u32 {
-        self.call(|c| c.subscribe(ms(now), topic))
+    pub fn subscribe(&self, now: f64, topic: &str, epoch: &str, seq: f64) -> u32 {
+        let since = match to_u64(seq) {
+            Some(seq) if !epoch.is_empty() => Some(Position {
+                epoch: epoch.into(),
+                seq,
+            }),
+            _ => None,
+        };
+        self.call(|c| c.subscribe_from(ms(now), topic, since))
     }
 
     /// Unsubscribes from `topic`; returns whether it was subscribed.

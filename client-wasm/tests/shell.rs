@@ -119,7 +119,7 @@ fn refused_calls_return_a_code_and_keep_the_message() {
         last.expect("a refused output").get(1).as_string().unwrap()
     };
     assert_eq!(c.state(), "disconnected");
-    assert_eq!(c.subscribe(0.0, ""), refused::INVALID_TOPIC);
+    assert_eq!(c.subscribe(0.0, "", "", f64::NAN), refused::INVALID_TOPIC);
     assert_eq!(
         error(&log),
         "invalid topic \"\": a topic name cannot be empty"
@@ -131,7 +131,7 @@ fn refused_calls_return_a_code_and_keep_the_message() {
         error(&log)
     );
     c.connect(0.0);
-    assert_eq!(c.subscribe(0.0, "t"), 0);
+    assert_eq!(c.subscribe(0.0, "t", "", f64::NAN), 0);
     assert_eq!(c.publish(0.0, "t", JsValue::from(1)), 0);
     let (machines, mlog) = core(Some("machines"));
     machines.connect(0.0);
@@ -145,7 +145,7 @@ fn refused_calls_return_a_code_and_keep_the_message() {
 #[wasm_bindgen_test]
 fn messages_cross_as_headers_and_control_frames_whole() {
     let (c, log) = core(None);
-    assert_eq!(c.subscribe(0.0, "a"), 0);
+    assert_eq!(c.subscribe(0.0, "a", "", f64::NAN), 0);
     c.connect(0.0);
     assert!(c.drain() >= 0.0, "a connect timeout is armed");
     let open = Array::from(&log.get(0));
