@@ -9,9 +9,9 @@
  * @module
  */
 import { Core, initSync } from "../wasm/hublink_wasm.js";
+import { Input, Output } from "./wire.js";
 import type {
-  ClientEvent,
-  ClientEventType,
+  ClientEvent as CoreEvent,
   ClientOptions as RawOptions,
   DialectName,
   Position,
@@ -25,8 +25,6 @@ import type {
 } from "../wasm/hublink_wasm.js";
 
 export type {
-  ClientEvent,
-  ClientEventType,
   DialectName,
   Position,
   Reason,
@@ -67,8 +65,29 @@ const reasonsMatch: Same<(typeof REASON_NAMES)[number], ReasonName> = true;
 void statesMatch;
 void reasonsMatch;
 
+/** Where this tab's connection lives: `solo` (its own), or shared with other tabs (see `shared`). */
+export type Role = "worker" | "leader" | "follower" | "solo";
+
+/** Every event a client emits: the core's, and two of the shared mode. */
+export type ClientEvent =
+  | CoreEvent
+  /** Shared mode: this tab's role or the number of tabs sharing the connection changed. */
+  | { type: "sharing"; role: Role; tabs: number }
+  /** Shared mode: the shared connection refused this tab's publish or send (what `publish` throws when not shared). */
+  | { type: "refused"; call: "publish" | "send"; topic: string | null; code: HublinkError["code"]; message: string };
+
+/** The `type` of every event. */
+export type ClientEventType = ClientEvent["type"];
+
 /** Options of {@link createClient}. */
 export interface ClientOptions extends RawOptions {
+  /**
+   * One connection for every tab of this origin with the same URL and
+   * credentials (default false): in a SharedWorker where there is one, else
+   * in a tab elected by the Web Locks API that relays over BroadcastChannel.
+   * Loaded only when set (a chunk of its own).
+   */
+  shared?: boolean;
   /** Connect at once (default true). The React provider connects in an effect instead. */
   autoConnect?: boolean;
   /** Where the wasm module is, when the bundler does not resolve `new URL(..., import.meta.url)`. */
@@ -124,6 +143,10 @@ export interface HublinkError extends Error {
 export interface HublinkClient {
   /** The current state. */
   readonly state: StateName;
+  /** Where the connection lives: `"solo"` unless `shared` (then `"worker"`, `"leader"` or `"follower"`). */
+  readonly role: Role;
+  /** How many tabs share the connection (1 when solo). */
+  readonly tabs: number;
   /** State, attempt and reason, as one immutable snapshot (for `useSyncExternalStore`). */
   readonly status: ConnectionStatus;
   /** Resolves once the wasm module is loaded (loading starts with the first {@link connect}); never rejects. */
@@ -131,8 +154,13 @@ export interface HublinkClient {
   /** Listens to one kind of event, or to all (`"*"`); returns the function that stops listening. */
   on<K extends ClientEventType>(type: K, handler: EventHandler<K>): () => void;
   on(type: "*", handler: (event: ClientEvent) => void): () => void;
-  /** Calls `handler` with every message on `topic`, once and in order; returns the unsubscribe function. */
-  subscribe<T = unknown>(topic: string, handler: TopicHandler<T>): () => void;
+  /**
+   * Calls `handler` with every message on `topic`, once and in order; returns
+   * the unsubscribe function. With `since` (a position delivered before, e.g.
+   * stored by the application) the subscribe resumes after it; honoured
+   * once `ready` has resolved and when `topic` is not subscribed yet.
+   */
+  subscribe<T = unknown>(topic: string, handler: TopicHandler<T>, since?: Position): () => void;
   /** The last message received on `topic`, if any. */
   latest<T = unknown>(topic: string): TopicMessage<T> | undefined;
   /** The last message on `topic` with when it arrived and whether it is stale; the same object until one of those changes. */
@@ -150,7 +178,7 @@ export interface HublinkClient {
 }
 
 /** A `Core` class: the canonical module's, or the dialects module's (the same API). */
-type CoreClass = typeof Core;
+export type CoreClass = typeof Core;
 const loading = new Map<boolean, Promise<CoreClass>>();
 
 /**
@@ -187,18 +215,6 @@ export function load(wasmUrl?: string | URL, dialect?: DialectName): Promise<Cor
     loading.set(seed, p);
   }
   return p;
-}
-
-/** The inputs of `Core.input`, in the order of their numbers (hublink-wasm `input`). */
-const enum Input {
-  Value, Unparsed, Fits, Binary, Opened, Closed, Failed, Tick, Connect, Close,
-  ReconnectNow, NetworkOffline, Subscribe, Unsubscribe, Publish, Send, SendText, RequestTopics,
-}
-
-/** The outputs of `Outputs.out`, in the order of their numbers (hublink-wasm `events::output`). */
-const enum Output {
-  Open, Send, Close, Refused, State, Welcome, Message, Subscribed, SubscribeFailed, Unsubscribed,
-  Gap, Topics, ServerError, DecodeError, Unsent, Unknown,
 }
 
 /** One input into the core at `t`, with the arguments it takes (`a`, `n`, `b`, `v`). */
@@ -292,8 +308,10 @@ function seed(): number {
  * decides. Per frame: one `JSON.parse`, one call into wasm with the header
  * fields, and the payload goes to the handlers as `JSON.parse` made it.
  */
-class Client implements HublinkClient {
+export class Client implements HublinkClient {
   status: ConnectionStatus = DISCONNECTED;
+  role: Role = "solo";
+  tabs = 1;
   readonly ready: Promise<void>;
   #core: Core | null = null;
   #ws: WebSocket | null = null;
@@ -316,15 +334,15 @@ class Client implements HublinkClient {
   /** Counts socket attempts; a token that arrives after its attempt ended is dropped. */
   #attempt = 0;
   readonly #boot: WasmBoot;
-  readonly #url: string;
-  readonly #options: ClientOptions;
+  readonly url: string;
+  readonly options: ClientOptions;
   /** The message of the last refused core call (its `REFUSED` output). */
   refusal = "";
 
   /** Touches nothing (no URL, no fetch, no global): safe to create while server rendering. */
   constructor(url: string, options: ClientOptions) {
-    this.#url = url;
-    this.#options = options;
+    this.url = url;
+    this.options = options;
     this.#boot = new WasmBoot(this, options);
     this.ready = this.#boot.loaded;
   }
@@ -336,7 +354,7 @@ class Client implements HublinkClient {
   /** Creates the core once the module is loaded (called by {@link WasmBoot}). */
   start(CoreClass: CoreClass): void {
     if (!this.#wanted || this.#closed || this.#core) return;
-    const o = this.#options;
+    const o = this.options;
     const n = (v: number | undefined): number => (v === undefined ? NAN : v);
     const core = new CoreClass(o.dialect ?? "hublink", this, o.seed ?? seed(), n(o.backoffInitialMs), n(o.backoffMaxMs),
       n(o.maxAttempts), n(o.heartbeatTimeoutMs), n(o.connectTimeoutMs), n(o.queueMaxFrames), n(o.queueTtlMs));
@@ -503,7 +521,7 @@ class Client implements HublinkClient {
    */
   #open(protocol?: string): void {
     const id = ++this.#attempt;
-    const { tokenProvider, token } = this.#options;
+    const { tokenProvider, token } = this.options;
     if (!tokenProvider) return this.#dial(protocol, token);
     const refused = (e: unknown) => this.#fail(`tokenProvider failed: ${errorText(e)}`);
     let answer: string | Promise<string>;
@@ -533,7 +551,7 @@ class Client implements HublinkClient {
   #dial(protocol: string | undefined, token: string | undefined): void {
     let ws: WebSocket;
     try {
-      const url = resolveUrl(this.#url, token);
+      const url = resolveUrl(this.url, token);
       ws = protocol ? new WebSocket(url, protocol) : new WebSocket(url);
     } catch (e) {
       return this.#fail(e);
@@ -679,13 +697,13 @@ class Client implements HublinkClient {
     };
   }
 
-  subscribe<T = unknown>(topic: string, handler: TopicHandler<T>): () => void {
+  subscribe<T = unknown>(topic: string, handler: TopicHandler<T>, since?: Position): () => void {
     const h = handler as TopicHandler<unknown>;
     const set = this.#topics.get(topic);
     const core = this.#core;
     if (!set && core) {
       try {
-        check(this, put(core, Input.Subscribe, topic));
+        check(this, put(core, Input.Subscribe, topic, since?.seq, since?.epoch));
       } finally {
         this.#drive();
       }
@@ -803,7 +821,9 @@ class WasmBoot {
   start(): void {
     if (this.#loading || this.#stopped || this.#timer !== undefined) return;
     this.#loading = true;
-    load(this.#options.wasmUrl, this.#options.dialect).then(
+    const o = this.#options;
+    // Shared mode is a chunk of its own: pages that do not share never fetch it.
+    (o.shared ? import("./shared.js").then((m) => m.core(this.#client, { createClient, load, resolveUrl })) : load(o.wasmUrl, o.dialect)).then(
       (CoreClass) => {
         this.#loading = false;
         this.#resolve();

@@ -41,8 +41,14 @@ const Context = createContext<HublinkClient | null>(null);
 
 /** Props of {@link HublinkProvider}: a URL (and options), or a client made elsewhere. */
 export type HublinkProviderProps = { children?: ReactNode } & (
-  | { url: string; options?: ClientOptions; client?: undefined }
-  | { client: HublinkClient; url?: undefined; options?: undefined }
+  | {
+      url: string;
+      options?: ClientOptions;
+      /** One connection for every tab of the origin (`options.shared`). */
+      shared?: boolean;
+      client?: undefined;
+    }
+  | { client: HublinkClient; url?: undefined; options?: undefined; shared?: undefined }
 );
 
 /** Identifies a configuration: functions count by presence, not identity (they are called through a ref). */
@@ -58,11 +64,12 @@ interface Owned {
 /** Owns one connection (or shares `client`) with every hook below. */
 export function HublinkProvider(props: HublinkProviderProps): ReactNode {
   const owned = props.client === undefined;
-  const key = owned ? configKey(props.url!, props.options) : "";
-  const latestOptions = useRef(props.options);
-  latestOptions.current = props.options;
+  const given = props.shared === undefined ? props.options : { ...props.options, shared: props.shared };
+  const key = owned ? configKey(props.url!, given) : "";
+  const latestOptions = useRef(given);
+  latestOptions.current = given;
   const make = (): Owned => {
-    const options = props.options ?? {};
+    const options = given ?? {};
     const provider = options.tokenProvider && (() => (latestOptions.current?.tokenProvider ?? options.tokenProvider!)());
     // Creating a client opens nothing and reads no global: a render React
     // discards, or a render on the server, leaks nothing.
