@@ -53,18 +53,28 @@ export function subOf(url) {
 /** hublink-server --demo on a free port: tokens (see {@link jwt}) are verified, none is needed on /ws. */
 export async function startHublink(extra = []) {
   const port = await freePort();
-  const proc = spawn(path.join(root, "target/release/hublink-server"),
-    ["--demo", "--listen", `127.0.0.1:${port}`, "--demo-machine-period", "100ms", "--jwt-secret", secret, "--anonymous-endpoints", "ws", ...extra],
-    { stdio: "ignore" });
+  const spawnServer = () =>
+    spawn(path.join(root, "target/release/hublink-server"),
+      ["--demo", "--listen", `127.0.0.1:${port}`, "--demo-machine-period", "100ms", "--jwt-secret", secret, "--anonymous-endpoints", "ws", ...extra],
+      { stdio: "ignore" });
+  let proc = spawnServer();
   await waitHttp(`http://127.0.0.1:${port}/metrics`);
+  const metric = async (re) => Number((await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).match(re)[1]);
   return {
     port,
     kill: () => proc.kill(),
-    /** WebSockets open on /ws right now. */
-    async connections() {
-      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-      return Number(text.match(/hublink_connections\{endpoint="ws"\} (\d+)/)[1]);
+    /** Stops the server (SIGKILL: no goodbye to the clients) and starts a new one on the same port. */
+    async restart() {
+      const gone = new Promise((r) => proc.once("exit", r));
+      proc.kill("SIGKILL");
+      await gone;
+      proc = spawnServer();
+      await waitHttp(`http://127.0.0.1:${port}/metrics`);
     },
+    /** WebSockets open on /ws right now. */
+    connections: () => metric(/hublink_connections\{endpoint="ws"\} (\d+)/),
+    /** Subscriptions over all connections, as the server counts them. */
+    subscriptions: () => metric(/^hublink_subscriptions (\d+)/m),
   };
 }
 
