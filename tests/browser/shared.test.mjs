@@ -20,7 +20,11 @@ import { createClient } from "/dist/index.js";
 const q = new URLSearchParams(location.search);
 const topics = q.get("topics").split(",");
 const token = q.get("token") ?? undefined;
-const client = createClient("/ws", { shared: true, token });
+window.asked = 0;
+// ?provider: the token comes from a provider (asked before each attempt) instead.
+const client = q.has("provider")
+  ? createClient("/ws", { shared: true, tokenProvider: async () => (asked++, token) })
+  : createClient("/ws", { shared: true, token });
 window.refused = [];
 client.on("refused", (e) => refused.push(e));
 window.client = client;
@@ -51,7 +55,7 @@ after(async () => {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** `n` pages of one new context on one front server; `init` runs in each before its scripts. */
-async function pages(t, n, topicsOf, init, tokenOf = () => null) {
+async function pages(t, n, topicsOf, init, tokenOf = () => null, extra = "") {
   const front = await startFront({ dir, wsPort: hub.port });
   const context = await browser.newContext();
   if (init) await context.addInitScript(init);
@@ -63,7 +67,7 @@ async function pages(t, n, topicsOf, init, tokenOf = () => null) {
   for (let i = 0; i < n; i++) {
     const p = await errorPage(context);
     const token = tokenOf(i);
-    await p.page.goto(`${front.url}/index.html?topics=${topicsOf(i).join(",")}${token ? `&token=${token}` : ""}`);
+    await p.page.goto(`${front.url}/index.html?topics=${topicsOf(i).join(",")}${token ? `&token=${token}` : ""}${extra}`);
     list.push(p);
   }
   for (const { page } of list) await until(page, () => window.client.state === "connected");
@@ -99,11 +103,12 @@ test("shared: 5 pages open 1 WebSocket (SharedWorker); each gets its topics once
     await checkOnce(page, "power.1");
     if (i < 2) await checkOnce(page, "power.2");
   }
-  // Closing page 0 keeps power.2 (page 1 wants it); closing page 1 lets it go.
+  // Closing page 0 keeps power.2 (page 1 wants it); page 1's crash lets it go.
   await t.pages[0].page.close();
   await sleep(500);
   assert.equal(await hub.subscriptions(), base + 2);
-  await t.pages[1].page.close();
+  const cdp = await t.context.newCDPSession(t.pages[1].page);
+  void cdp.send("Page.crash").catch(() => {});
   const end = Date.now() + 5000;
   while ((await hub.subscriptions()) !== base + 1 && Date.now() < end) await sleep(50);
   assert.equal(await hub.subscriptions(), base + 1, "power.2 unsubscribed within 5 s of the last page leaving it");
@@ -181,4 +186,16 @@ test("shared: tabs with different credentials do not share; a publish from one t
   assert.equal(await a0.evaluate(() => window.refused[0].code), "invalid_topic");
   await sleep(200);
   assert.equal(await a1.evaluate(() => window.refused.length), 0);
+});
+
+test("shared: a tab's token provider feeds the shared connection, asked again for the attempt after a restart", async (ctx) => {
+  const alice = jwt({ sub: "alice" });
+  const t = await pages(ctx, 2, () => ["power.1"], undefined, () => alice, "&provider");
+  assert.deepEqual(t.front.upgrades.map(subOf), ["alice"]);
+  const asked = async () => (await Promise.all(t.pages.map(({ page }) => page.evaluate(() => window.asked)))).reduce((a, b) => a + b);
+  assert.equal(await asked(), 1, "one attempt, one token");
+  await hub.restart();
+  for (const { page } of t.pages) await until(page, () => window.client.state === "connected" && window.states.includes("reconnecting"), undefined, 20000);
+  assert.deepEqual(t.front.upgrades.map(subOf), ["alice", "alice"]);
+  assert.ok((await asked()) >= 2, "asked again for the new attempt");
 });
