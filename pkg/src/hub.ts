@@ -130,8 +130,11 @@ export class Hub {
     this.#sharing();
   }
 
-  get size(): number {
-    return this.#tabs.size;
+  /** Ends the connection without telling the tabs (a leader hands over to the next). */
+  close(): void {
+    this.#tabs.clear();
+    this.client.close();
+    this.onEmpty?.();
   }
 
   receive(id: string, m: ToHub): void {

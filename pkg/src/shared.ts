@@ -114,10 +114,15 @@ class Remote {
       const { from, to, m } = e.data;
       if (to !== undefined && to !== id) return;
       if (m.t === "leader") {
+        if (hub || leader === from) return;
         // A new leader: tell it what this tab wants and where it stands.
         leader = from;
         post({ from: id, to: from, m: this.#hello() });
         for (const r of waiting.splice(0)) post({ from: id, to: from, m: r });
+        // Until the next one announces itself, requests wait here.
+        void locks()!.request(`hublink-tab:${from}`, () => {
+          if (leader === from) leader = null;
+        });
         return;
       }
       if (hub) {
@@ -130,7 +135,8 @@ class Remote {
       } else if (from === leader) this.#receive(m as FromHub);
     };
     // A leader there already answers this; a new one announces itself.
-    post({ from: id, m: { t: "who" } });
+    const who = () => post({ from: id, m: { t: "who" } });
+    who();
     this.#role("follower");
     this.#send = (m) => {
       if (hub) hub.receive(id, m);
@@ -138,26 +144,48 @@ class Remote {
       else waiting.push(m);
     };
     this.#flush();
+    /** Set while this tab leads: hands the connection over. */
+    let stepDown: (() => void) | null = null;
+    const lead = () =>
+      void locks()!.request(`hublink-lead:${h.key}`, () => {
+        if (closed) return;
+        // This tab leads now: the connection runs here.
+        const mine = (hub = new Hub(h, this.#deps.createClient));
+        leader = null;
+        this.#role("leader");
+        mine.attach(id, { provider: h.provider, post: (x) => this.#receive(x) }, this.#hello().topics);
+        for (const r of waiting.splice(0)) mine.receive(id, r);
+        post({ from: id, m: { t: "leader" } });
+        // Held until this tab closes (the lock goes with it), steps down or is closed.
+        return new Promise<void>((release) => {
+          stepDown = () => {
+            stepDown = null;
+            hub = null;
+            mine.close();
+            this.#role("follower");
+            release();
+          };
+        });
+      });
+    lead();
+    // A frozen or bfcached leader would keep the connection from the others:
+    // it hands it over, and rejoins as a follower when it is back.
+    const g = globalThis as unknown as EventTarget & { document?: EventTarget };
+    const away = (e: Event) => {
+      if (!stepDown || !(e.type === "freeze" || (e as PageTransitionEvent).persisted)) return;
+      stepDown();
+      lead();
+    };
+    g.document?.addEventListener("freeze", away);
+    g.addEventListener?.("pagehide", away);
+    g.document?.addEventListener("resume", who);
+    g.addEventListener?.("pageshow", who);
     this.#bye = () => {
       closed = true;
-      this.#send({ t: "bye" });
-      hub?.client.close();
+      if (stepDown) stepDown();
+      else this.#send({ t: "bye" });
       channel.close();
     };
-    void locks()!.request(`hublink-lead:${h.key}`, () => {
-      if (closed) return;
-      // This tab leads now: the connection runs here.
-      hub = new Hub(h, this.#deps.createClient);
-      this.#role("leader");
-      hub.attach(id, { provider: h.provider, post: (x) => this.#receive(x) }, this.#hello().topics);
-      for (const r of waiting.splice(0)) hub.receive(id, r);
-      post({ from: id, m: { t: "leader" } });
-      // Held until this tab closes (the lock is released with it) or the client is closed.
-      return new Promise<void>((release) => {
-        const bye = this.#bye;
-        this.#bye = () => (bye(), release());
-      });
-    });
   }
 
   #hello(): Hello {
@@ -175,6 +203,10 @@ class Remote {
           // Once per tab: a takeover may replay what this tab has delivered.
           const p = this.#topics.get(msg.topic);
           if (p && p.epoch === msg.epoch && msg.seq <= p.seq) return;
+          // What this tab missed while it was away (frozen, say) is a gap of its own.
+          if (p && p.epoch === msg.epoch && msg.seq > p.seq + 1) {
+            c.emit({ type: "gap", topic: msg.topic, last: p, next: { epoch: msg.epoch, seq: msg.seq } });
+          }
           this.#topics.set(msg.topic, { epoch: msg.epoch, seq: msg.seq });
         }
         return c.out(Output.Message, 0, msg.topic, msg.kind ?? undefined, msg.epoch ?? undefined, msg.seq ?? NaN, NaN, NaN, [msg.data, msg.timestamp]);
@@ -184,8 +216,12 @@ class Remote {
         if (s.state === c.status.state) return;
         return c.emit({ type: "state", from: c.status.state, to: s.state, reason: s.reason ?? { name: "requested" }, attempt: s.attempt, retryInMs: s.retryInMs });
       }
-      case "ev":
-        return c.emit(m.e);
+      case "ev": {
+        const e = m.e;
+        // The connection's own gap: the next message is not one this tab missed.
+        if (e.type === "gap" && this.#topics.has(e.topic)) this.#topics.set(e.topic, { epoch: e.next.epoch, seq: e.next.seq - 1 });
+        return c.emit(e);
+      }
       case "sharing":
         c.tabs = m.tabs;
         return c.emit({ type: "sharing", role: c.role, tabs: m.tabs });

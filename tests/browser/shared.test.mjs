@@ -35,6 +35,8 @@ for (const t of topics) {
   client.subscribe(t, (data, m) => seqs[t].push([m.epoch, m.seq]));
 }
 client.on("state", (e) => states.push(e.to));
+window.gaps = [];
+client.on("gap", (e) => gaps.push(e));
 </script>`;
 
 let hub, browser, dir;
@@ -198,4 +200,30 @@ test("shared: a tab's token provider feeds the shared connection, asked again fo
   for (const { page } of t.pages) await until(page, () => window.client.state === "connected" && window.states.includes("reconnecting"), undefined, 20000);
   assert.deepEqual(t.front.upgrades.map(subOf), ["alice", "alice"]);
   assert.ok((await asked()) >= 2, "asked again for the new attempt");
+});
+
+test("shared without SharedWorker: a leader about to be frozen hands over; every tab still gets every message once", async (ctx) => {
+  const t = await pages(ctx, 3, () => ["power.1"], () => delete globalThis.SharedWorker);
+  const roles = await Promise.all(t.pages.map(({ page }) => page.evaluate(() => window.client.role)));
+  const leader = t.pages[roles.indexOf("leader")].page;
+  const rest = t.pages.filter(({ page }) => page !== leader).map(({ page }) => page);
+  // The page's `freeze` event, as Chrome fires it before freezing a hidden
+  // page. Dispatched: CDP's Page.setWebLifecycleState does not fire it for
+  // a visible headless page, and the client must not depend on isTrusted.
+  const frozen = Date.now();
+  await leader.evaluate(() => document.dispatchEvent(new Event("freeze")));
+  let took = null;
+  while (Date.now() - frozen < 10000 && took === null) {
+    const r = await Promise.all(rest.map((p) => p.evaluate(() => [window.client.role, window.client.state])));
+    if (r.some(([role, state]) => role === "leader" && state === "connected")) took = Date.now() - frozen;
+    else await sleep(25);
+  }
+  assert.ok(took !== null && took < 5000, `takeover after a freeze: ${took} ms`);
+  console.log(`# takeover after the leader's freeze event: ${took} ms`);
+  assert.equal(await leader.evaluate(() => window.client.role), "follower");
+  await leader.evaluate(() => document.dispatchEvent(new Event("resume")));
+  const n = await leader.evaluate(() => window.seqs["power.1"].length);
+  await until(leader, (k) => window.seqs["power.1"].length > k + 5, n);
+  assert.equal(await hub.connections(), 1);
+  for (const { page } of t.pages) await checkOnce(page, "power.1");
 });
