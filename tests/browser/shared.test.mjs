@@ -66,14 +66,17 @@ async function pages(t, n, topicsOf, init, tokenOf = () => null, extra = "") {
     front.close();
   });
   const list = [];
+  // WebSockets opened by the pages themselves (Playwright does not see a SharedWorker's).
+  const sockets = [];
   for (let i = 0; i < n; i++) {
     const p = await errorPage(context);
+    p.page.on("websocket", (ws) => sockets.push(ws.url()));
     const token = tokenOf(i);
     await p.page.goto(`${front.url}/index.html?topics=${topicsOf(i).join(",")}${token ? `&token=${token}` : ""}${extra}`);
     list.push(p);
   }
   for (const { page } of list) await until(page, () => window.client.state === "connected");
-  return { front, context, pages: list };
+  return { front, context, pages: list, sockets };
 }
 
 /** Every (epoch, seq) a page got on `topic`: within an epoch each seq once, one after the other. */
@@ -95,6 +98,7 @@ test("shared: 5 pages open 1 WebSocket (SharedWorker); each gets its topics once
   await sleep(300);
   assert.equal(await hub.connections(), 1, "one socket for five pages");
   assert.equal(t.front.upgrades.length, 1);
+  assert.deepEqual(t.sockets, [], "the socket is the SharedWorker's, in no page");
   assert.equal(await hub.subscriptions(), base + 2, "power.1 and power.2, once each on the wire");
   for (const { page } of t.pages) {
     assert.equal(await page.evaluate(() => window.client.role), "worker");
@@ -126,6 +130,7 @@ test("shared without SharedWorker: a leader tab holds the one socket; closing it
   const roles = [];
   for (const { page } of t.pages) roles.push(await page.evaluate(() => window.client.role));
   assert.deepEqual(roles.toSorted(), ["follower", "follower", "follower", "follower", "leader"]);
+  assert.equal(t.sockets.length, 1, "one WebSocket, in the leader page");
   await sleep(1000);
   const leader = t.pages[roles.indexOf("leader")];
   const rest = t.pages.filter((p) => p !== leader);
@@ -148,6 +153,7 @@ test("shared without SharedWorker: a leader tab holds the one socket; closing it
   assert.ok(takeover < 5000, `takeover took ${takeover} ms`);
   await sleep(1500);
   assert.equal(await hub.connections(), 1);
+  assert.equal(t.sockets.length, 2, "the new leader's socket, and no other");
   for (const [i, { page }] of rest.entries()) {
     const n = await checkOnce(page, "power.1");
     assert.ok(n > before[i] + 5, `page ${i}: ${before[i]} then ${n} messages`);
