@@ -156,3 +156,25 @@ test("newline-batched frames deliver each line; a value spread over lines is one
   client.close();
   wss.close();
 });
+
+test("shared: true where there is neither SharedWorker nor Web Locks (Node) is a solo client that works", async () => {
+  const { wss, url } = await server();
+  const client = createClient(url, { seed: 1, shared: true });
+  const seqs = [];
+  client.subscribe("machines.CNC-001", (data, m) => seqs.push(m.seq));
+  await until(() => seqs.length === 50);
+  assert.deepEqual(seqs, Array.from({ length: 50 }, (_, i) => i + 1));
+  assert.equal(client.role, "solo");
+  assert.equal(client.tabs, 1);
+  client.close();
+  wss.close();
+});
+
+test("publish to an empty topic is refused at once, like subscribe", async () => {
+  const { wss, url } = await server();
+  const client = createClient(url, { seed: 1 });
+  await client.ready;
+  assert.throws(() => client.publish("", 1), (e) => e.code === "invalid_topic" && /cannot be empty/.test(e.message));
+  client.close();
+  wss.close();
+});
