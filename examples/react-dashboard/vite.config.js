@@ -1,11 +1,13 @@
 import { defineConfig } from "vite";
 import react from "@vitejs/plugin-react";
 
-// The page connects to the relative "/ws"; dev and preview servers proxy it
-// (and /metrics) to hublink-server, HUBLINK_SERVER (default 127.0.0.1:8080).
+// The page connects to the relative "/ws" and, for the device history, to
+// "/api/v1/devices/{uuid}/ws"; dev and preview servers proxy them (and
+// /metrics) to hublink-server, HUBLINK_SERVER (default 127.0.0.1:8080).
 const target = `http://${process.env.HUBLINK_SERVER ?? "127.0.0.1:8080"}`;
 const proxy = {
   "/ws": { target, ws: true },
+  "/api/v1/devices": { target, ws: true },
   "/metrics": { target },
 };
 

@@ -33,7 +33,7 @@ let serverPort, webPort, server, web, browser, context, page, token;
 function startServer() {
   const bin = path.join(root, "target/release/hublink-server");
   const p = spawn(bin, ["--demo", "--listen", `127.0.0.1:${serverPort}`, "--demo-machine-period", "500ms",
-    "--demo-order-period", "400ms", "--demo-power-period", "500ms", "--jwt-secret", "e2e-secret-e2e-secret-e2e-secret"], {
+    "--demo-order-period", "400ms", "--demo-power-period", "500ms", "--demo-device-speedup", "30", "--jwt-secret", "e2e-secret-e2e-secret-e2e-secret"], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   return new Promise((resolve, reject) => {
@@ -70,6 +70,11 @@ async function wsConnections() {
   return Number(m[1]);
 }
 
+const text = (id, p = page) => p.getByTestId(id).textContent();
+/** The `points` of the first polyline in the element with this test id. */
+const points = (id, p = page) => p.locator(`[data-testid="${id}"] polyline`).first().getAttribute("points");
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
 const badge = () => page.getByTestId("status");
 const badgeText = () => badge().textContent();
 async function waitBadge(re, ms = 30000) {
@@ -94,7 +99,12 @@ before(async () => {
     executablePath: "/usr/bin/chromium",
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
+  // The tabs share through a leader tab (Web Locks), not a SharedWorker: the
+  // offline test needs the connection inside a page, since Playwright's
+  // setOffline does not reach a SharedWorker's socket (it keeps delivering).
+  // The SharedWorker has a test of its own below.
   context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  await context.addInitScript(() => delete window.SharedWorker);
   page = await context.newPage();
 });
 
@@ -117,7 +127,66 @@ test("the page shows live data over exactly one WebSocket under StrictMode", asy
   // StrictMode mounts the provider twice; one socket must reach the server.
   await new Promise((r) => setTimeout(r, 500));
   assert.equal(await wsConnections(), 1);
+  // The panel says what the connection is doing and who holds it: shared mode
+  // is on, so it is not this tab's own ("solo").
+  assert.equal(await text("conn-state"), "connected");
+  assert.equal(await text("conn-attempt"), "0");
+  assert.equal(await text("conn-reason"), "opened");
+  assert.equal(await page.getByTestId("conn-role").getAttribute("data-role"), "leader");
+  assert.equal(await text("conn-role"), "this tab");
+  assert.equal(await text("conn-tabs"), "1");
+  await page.waitForFunction(() => document.querySelector('[data-testid="history-cpu"] polyline'), null, { timeout: 10000 });
   await shot("1-live");
+});
+
+test("the charts move with the data: machines, optical power, the device history", async () => {
+  const charts = ["temp-chart-CNC-001", "load-chart-CNC-002", "power-chart-1-ch1", "power-chart-4-ch4", "history-cpu", "history-network"];
+  // A full minute of readings is not needed: two are a line.
+  for (const id of charts) await page.locator(`[data-testid="${id}"] polyline`).first().waitFor({ timeout: 10000 });
+  const before = await Promise.all(charts.map((id) => points(id)));
+  await sleep(1500);
+  const after = await Promise.all(charts.map((id) => points(id)));
+  charts.forEach((id, i) => assert.notEqual(after[i], before[i], `${id} did not move in 1.5 s`));
+  // The machine's sparkline grows by one point per reading (500 ms), up to 60.
+  assert.ok(after[0].split(" ").length > before[0].split(" ").length || before[0].split(" ").length === 60);
+  // The device history is a whole series per message: 30 points, labelled with times.
+  assert.equal(after[4].split(" ").length, 30);
+  assert.match(await page.getByTestId("history-cpu").textContent(), /\d\d:\d\d [AP]M/);
+  assert.equal(await text("device-state"), "connected");
+});
+
+test("a second tab shares the one connection, and the panel of each counts both", async () => {
+  const second = await context.newPage();
+  await second.goto(`http://127.0.0.1:${webPort}/?token=${token}`);
+  await second.waitForFunction(() => document.querySelector('[data-testid="conn-tabs"]')?.textContent === "2", null, { timeout: 15000 });
+  await page.waitForFunction(() => document.querySelector('[data-testid="conn-tabs"]')?.textContent === "2", null, { timeout: 5000 });
+  assert.equal(await text("conn-state", second), "connected");
+  assert.equal(await text("conn-role"), "this tab");
+  assert.equal(await text("conn-role", second), "another tab");
+  await second.waitForFunction(() => !/—/.test(document.querySelector('[data-testid="temp-CNC-001"]').textContent));
+  assert.equal(await wsConnections(), 1, "two tabs, one WebSocket");
+  await second.screenshot({ path: path.join(shots, "1b-second-tab.png"), fullPage: true });
+  await second.close();
+  await page.waitForFunction(() => document.querySelector('[data-testid="conn-tabs"]')?.textContent === "1", null, { timeout: 10000 });
+});
+
+test("with a SharedWorker, the worker holds the connection for every tab", async () => {
+  const own = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  try {
+    const tabs = [await own.newPage(), await own.newPage()];
+    for (const p of tabs) await p.goto(`http://127.0.0.1:${webPort}/?token=${token}`);
+    for (const p of tabs) {
+      await p.waitForFunction(() => document.querySelector('[data-testid="conn-tabs"]')?.textContent === "2", null, { timeout: 15000 });
+      assert.equal(await p.getByTestId("conn-role").getAttribute("data-role"), "worker");
+      assert.equal(await text("conn-role", p), "a shared worker");
+      await p.waitForFunction(() => !/—/.test(document.querySelector('[data-testid="temp-CNC-003"]').textContent));
+    }
+    // This context's two tabs add one socket to the other context's one.
+    assert.equal(await wsConnections(), 2);
+    await tabs[0].screenshot({ path: path.join(shots, "1c-shared-worker.png"), fullPage: true });
+  } finally {
+    await own.close();
+  }
 });
 
 test("offline then online reconnects at once, without a gap in seq", async () => {
@@ -149,6 +218,10 @@ test("server killed: Reconnecting with attempt numbers; server back: Connected, 
   await waitBadge(/Reconnecting \(attempt \d+\)/, 10000);
   timings.killToReconnectingBadge = Date.now() - t;
   await waitBadge(/Reconnecting \(attempt [2-9]\)/, 20000);
+  assert.equal(await text("conn-state"), "reconnecting");
+  assert.match(await text("conn-attempt"), /^[2-9]\d* · next in \d+\.\d s$/);
+  // The readings on screen are the last known ones: dimmed, not shown as live.
+  assert.ok(Number(await page.locator(".machines").evaluate((e) => getComputedStyle(e).opacity)) < 1);
   await shot("4-server-down");
   const attempts = Number(await badge().getAttribute("data-attempt"));
   assert.ok(attempts >= 2);
