@@ -175,6 +175,9 @@ pub enum Reason {
     ClosedByUser,
     /// The shell reported that the network went offline.
     Offline,
+    /// The shell closed the link because the page was put away: frozen, or
+    /// hidden into the back/forward cache ([`Connection::suspend`]).
+    Suspended,
 }
 
 impl Reason {
@@ -193,6 +196,7 @@ impl Reason {
             Reason::GaveUp { .. } => "gave_up",
             Reason::ClosedByUser => "closed_by_user",
             Reason::Offline => "offline",
+            Reason::Suspended => "suspended",
         }
     }
 }
@@ -556,6 +560,23 @@ impl<V: JsonValue> Connection<V> {
         if self.transport != Transport::None {
             self.drop_transport(close_code::GOING_AWAY, "network offline");
             self.schedule_retry(now, Reason::Offline, Pace::Backoff);
+        }
+    }
+
+    /// The page is being put away (browser `freeze`, `pagehide`): close the
+    /// transport cleanly (1001) and show `Reconnecting` with
+    /// [`Reason::Suspended`]. A page with an open WebSocket is not kept in
+    /// the back/forward cache, a frozen one cannot read its socket (the
+    /// server's frames pile up, then arrive stale), and the server frees the
+    /// connection now instead of after its stale timeout. The retry is
+    /// scheduled as after any loss (a frozen page's timer waits with it);
+    /// the shell calls [`reconnect_now`](Self::reconnect_now) when the page
+    /// is resumed or shown again, and the resubscribes recover from the last
+    /// `seq` delivered.
+    pub fn suspend(&mut self, now: u64) {
+        if self.transport != Transport::None {
+            self.drop_transport(close_code::GOING_AWAY, "page suspended");
+            self.schedule_retry(now, Reason::Suspended, Pace::Backoff);
         }
     }
 

@@ -1,7 +1,9 @@
 //! The page lifecycle as the browser shell reports it, at the default
 //! configuration: a page visible or resumed again probes its link
 //! (`reconnect_now`) and replaces a dead one within 2 s of the event, whatever
-//! the heartbeat interval.
+//! the heartbeat interval; a page put away (`suspend`: frozen, or hidden into
+//! the back/forward cache) closes its link cleanly and, shown again,
+//! reconnects at once and recovers what it missed.
 
 mod common;
 
@@ -179,4 +181,67 @@ fn a_heartbeat_timeout_without_a_probe_still_waits_the_backoff() {
     let delay = change.retry_in_ms.unwrap();
     assert!((1_000..=1_500).contains(&delay), "{delay} ms");
     assert!(!sim.take_transmits().contains(&Transmit::Open));
+}
+
+#[test]
+fn a_page_suspended_closes_its_link_and_recovers_when_shown_again() {
+    let mut server = FakeServer::new("e1", 100);
+    let mut sim = live(&mut server);
+    // pagehide (into the back/forward cache) or freeze.
+    sim.conn.suspend(sim.now);
+    assert_eq!(
+        sim.take_transmits(),
+        vec![Transmit::Close {
+            code: 1001,
+            reason: "page suspended".into()
+        }]
+    );
+    let change = sim.state_changes().pop().unwrap();
+    assert_eq!(
+        (change.to, change.reason),
+        (State::Reconnecting, Reason::Suspended)
+    );
+    // A retry is scheduled as after any loss, so that nothing is stuck if
+    // the page carries on without a resume.
+    assert!(change.retry_in_ms.is_some());
+    // A second event for the same suspension (freeze after pagehide) is
+    // nothing new.
+    sim.conn.suspend(sim.now);
+    assert!(sim.take_transmits().is_empty() && sim.take_events().is_empty());
+
+    // In the cache for a minute (no timer runs there), the server publishes.
+    for n in 4..=6 {
+        server.publish("t", json!(n));
+    }
+    sim.now += 60_000;
+    // resume / pageshow: a new attempt at once.
+    sim.conn.reconnect_now(sim.now);
+    assert_eq!(sim.take_transmits(), vec![Transmit::Open]);
+    sim.conn.handle_open(sim.now);
+    let hello = server.accept();
+    sim.recv(&hello);
+    let sent = server.exchange(&mut sim);
+    assert_eq!(sent[0]["since"], json!({"epoch":"e1","seq":3}));
+    assert_eq!(seqs(&sim.messages()), [4, 5, 6]);
+}
+
+#[test]
+fn suspending_an_attempt_under_way_drops_it_and_suspending_nothing_does_nothing() {
+    let mut sim = Sim::hublink();
+    sim.conn.suspend(sim.now);
+    assert_eq!(sim.conn.state(), State::Disconnected);
+    assert!(sim.take_events().is_empty() && sim.conn.poll_timeout().is_none());
+
+    sim.conn.connect(sim.now);
+    sim.take_transmits();
+    sim.take_events();
+    sim.conn.suspend(sim.now);
+    assert!(matches!(
+        sim.take_transmits().as_slice(),
+        [Transmit::Close { code: 1001, .. }]
+    ));
+    assert_eq!(last_reason(&sim.state_changes()), Reason::Suspended);
+    // The opening socket's late events are ignored.
+    sim.conn.handle_open(sim.now);
+    assert_eq!(sim.conn.state(), State::Reconnecting);
 }
