@@ -36,7 +36,13 @@ pub struct HeartbeatConfig {
     /// (default true). Browsers cannot send WebSocket ping frames.
     pub idle_ping: bool,
     /// How long [`Connection::reconnect_now`] waits for an answer to its probe
-    /// ping on a connection that looks alive (default 5,000 ms).
+    /// ping on a connection that looks alive (default 1,000 ms). Any frame
+    /// answers it. Short, because the shell probes when the page is visible
+    /// or resumed again and someone is looking at it: an unanswered probe and
+    /// the attempt that replaces the link at once (see `reconnect_now`) stay
+    /// within 2 s on any network where a ping's round trip takes under a
+    /// second. A slower but live link is replaced once, recovering what it
+    /// carried, which costs less than showing a dead one.
     pub probe_timeout_ms: u64,
 }
 
@@ -47,7 +53,7 @@ impl Default for HeartbeatConfig {
             grace_ms: 10_000,
             default_timeout_ms: 60_000,
             idle_ping: true,
-            probe_timeout_ms: 5_000,
+            probe_timeout_ms: 1_000,
         }
     }
 }
@@ -129,7 +135,8 @@ pub enum Reason {
         /// What went wrong.
         error: String,
     },
-    /// Nothing arrived within the liveness timeout.
+    /// Nothing arrived within the liveness timeout, or within the probe
+    /// deadline after [`Connection::reconnect_now`] sent its probe ping.
     HeartbeatTimeout {
         /// How long the link had been silent, in ms.
         silent_ms: u64,
@@ -168,6 +175,9 @@ pub enum Reason {
     ClosedByUser,
     /// The shell reported that the network went offline.
     Offline,
+    /// The shell closed the link because the page was put away: frozen, or
+    /// hidden into the back/forward cache ([`Connection::suspend`]).
+    Suspended,
 }
 
 impl Reason {
@@ -186,6 +196,7 @@ impl Reason {
             Reason::GaveUp { .. } => "gave_up",
             Reason::ClosedByUser => "closed_by_user",
             Reason::Offline => "offline",
+            Reason::Suspended => "suspended",
         }
     }
 }
@@ -356,6 +367,17 @@ impl ObservedHeartbeat {
     }
 }
 
+/// When `schedule_retry` starts the next attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pace {
+    /// After the backoff delay of the attempt count.
+    Backoff,
+    /// After the capped delay: retrying at once does not fix a refusal.
+    Slowly,
+    /// Now: a probe went unanswered.
+    AtOnce,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Transport {
     None,
@@ -507,9 +529,12 @@ impl<V: JsonValue> Connection<V> {
     }
 
     /// Skips the backoff wait, for a shell that knows the network is back
-    /// (browser `online`, tab visible again). On a connection that looks
+    /// or the page is in use again (browser `online`, page visible, resumed
+    /// or restored from the back/forward cache). On a connection that looks
     /// alive it sends a probe ping and declares the link dead if nothing
-    /// arrives within `probe_timeout_ms`.
+    /// arrives within `probe_timeout_ms`; that link is replaced at once, not
+    /// after the backoff: one attempt per probe, so no loop, and should it
+    /// fail the next ones back off as usual.
     pub fn reconnect_now(&mut self, now: u64) {
         match (self.state, self.transport) {
             (State::Reconnecting, Transport::None) => self.start_attempt(now),
@@ -534,7 +559,24 @@ impl<V: JsonValue> Connection<V> {
     pub fn network_offline(&mut self, now: u64) {
         if self.transport != Transport::None {
             self.drop_transport(close_code::GOING_AWAY, "network offline");
-            self.schedule_retry(now, Reason::Offline, false);
+            self.schedule_retry(now, Reason::Offline, Pace::Backoff);
+        }
+    }
+
+    /// The page is being put away (browser `freeze`, `pagehide`): close the
+    /// transport cleanly (1001) and show `Reconnecting` with
+    /// [`Reason::Suspended`]. A page with an open WebSocket is not kept in
+    /// the back/forward cache, a frozen one cannot read its socket (the
+    /// server's frames pile up, then arrive stale), and the server frees the
+    /// connection now instead of after its stale timeout. The retry is
+    /// scheduled as after any loss (a frozen page's timer waits with it);
+    /// the shell calls [`reconnect_now`](Self::reconnect_now) when the page
+    /// is resumed or shown again, and the resubscribes recover from the last
+    /// `seq` delivered.
+    pub fn suspend(&mut self, now: u64) {
+        if self.transport != Transport::None {
+            self.drop_transport(close_code::GOING_AWAY, "page suspended");
+            self.schedule_retry(now, Reason::Suspended, Pace::Backoff);
         }
     }
 
@@ -793,14 +835,14 @@ impl<V: JsonValue> Connection<V> {
         if let CloseInfo::Http { status } = &info {
             let status = *status;
             if (400..500).contains(&status) && ![401, 403, 408, 429].contains(&status) {
-                return self.schedule_retry(now, Reason::UpgradeRefused { status }, true);
+                return self.schedule_retry(now, Reason::UpgradeRefused { status }, Pace::Slowly);
             }
         }
         let code = info.code();
         match close_policy(code) {
             ClosePolicy::Stop => self.stop(now, Reason::Forbidden { code }),
             ClosePolicy::ReconnectSlowly => {
-                self.schedule_retry(now, Reason::AuthRejected { code }, true)
+                self.schedule_retry(now, Reason::AuthRejected { code }, Pace::Slowly)
             }
             ClosePolicy::Reconnect => {
                 let reason = match (was_open, info) {
@@ -825,7 +867,7 @@ impl<V: JsonValue> Connection<V> {
                     },
                     (false, CloseInfo::Failed { error }) => Reason::ConnectFailed { error },
                 };
-                self.schedule_retry(now, reason, false)
+                self.schedule_retry(now, reason, Pace::Backoff)
             }
         }
     }
@@ -845,14 +887,20 @@ impl<V: JsonValue> Connection<V> {
                 self.drop_transport(close_code::GOING_AWAY, "connect timeout");
                 let ms = u64_text(self.config.connect_timeout_ms);
                 let error = concat(&["no open within ", &ms, " ms"]);
-                self.schedule_retry(now, Reason::ConnectFailed { error }, false);
+                self.schedule_retry(now, Reason::ConnectFailed { error }, Pace::Backoff);
             }
             Transport::None if self.timers.is_expired(Timer::Retry, now) => self.start_attempt(now),
             Transport::Open => {
                 if now >= self.liveness_deadline() {
                     let silent_ms = now - self.last_inbound;
+                    // An unanswered probe (`reconnect_now`) is replaced at once.
+                    let pace = if self.timers.is_expired(Timer::Probe, now) {
+                        Pace::AtOnce
+                    } else {
+                        Pace::Backoff
+                    };
                     self.drop_transport(close_code::HEARTBEAT_TIMEOUT, "heartbeat timeout");
-                    self.schedule_retry(now, Reason::HeartbeatTimeout { silent_ms }, false);
+                    self.schedule_retry(now, Reason::HeartbeatTimeout { silent_ms }, pace);
                     return;
                 }
                 if self.idle_ping_at().is_some_and(|t| now >= t) {
@@ -989,7 +1037,7 @@ impl<V: JsonValue> Connection<V> {
         }
     }
 
-    fn schedule_retry(&mut self, now: u64, reason: Reason, slowly: bool) {
+    fn schedule_retry(&mut self, now: u64, reason: Reason, pace: Pace) {
         self.unestablish_subscriptions();
         self.timers.stop(Timer::Stable);
         let backoff = &self.config.backoff;
@@ -998,12 +1046,12 @@ impl<V: JsonValue> Connection<V> {
             self.stop(now, Reason::GaveUp { attempts });
             return;
         }
-        let step = if slowly {
-            self.attempt.max(backoff.capped_attempt())
-        } else {
-            self.attempt
+        let step = match pace {
+            Pace::Slowly => self.attempt.max(backoff.capped_attempt()),
+            Pace::Backoff | Pace::AtOnce => self.attempt,
         };
         let delay = match &reason {
+            _ if pace == Pace::AtOnce => 0,
             Reason::ServerReconnect { retry_after_ms, .. } => {
                 // Honoured up to an hour: a server (or a bug in one) must not
                 // park its clients for a day.
@@ -1016,6 +1064,9 @@ impl<V: JsonValue> Connection<V> {
         self.attempt = self.attempt.saturating_add(1);
         self.timers.set(Timer::Retry, now.saturating_add(delay));
         self.set_state(State::Reconnecting, reason, Some(delay));
+        if pace == Pace::AtOnce {
+            self.start_attempt(now);
+        }
     }
 
     fn saw_traffic(&mut self, now: u64) {
@@ -1113,7 +1164,7 @@ impl<V: JsonValue> Connection<V> {
                         reason,
                         retry_after_ms,
                     },
-                    false,
+                    Pace::Backoff,
                 );
             }
             Inbound::Unknown(value) => self.events.push_back(Event::Unknown(value)),

@@ -32,7 +32,8 @@ export type Reason =
   | { name: "upgrade_refused"; status: number }
   | { name: "gave_up"; attempts: number }
   | { name: "closed_by_user" }
-  | { name: "offline" };
+  | { name: "offline" }
+  | { name: "suspended" };
 /** The name of a `Reason`. */
 export type ReasonName = Reason["name"];
 /** What a (re)subscription recovered (`Recovery` in hublink-core). */
@@ -197,6 +198,7 @@ pub fn reason_fields(reason: &Reason) -> (u32, Option<&str>, Option<u64>) {
         Reason::GaveUp { attempts } => (9, None, Some(u64::from(*attempts))),
         Reason::ClosedByUser => (10, None, None),
         Reason::Offline => (11, None, None),
+        Reason::Suspended => (12, None, None),
     }
 }
 

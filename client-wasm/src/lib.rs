@@ -121,6 +121,8 @@ pub mod input {
     pub const SEND_TEXT: u32 = 16;
     /// [`Core::request_topics`](super::Core::request_topics).
     pub const REQUEST_TOPICS: u32 = 17;
+    /// [`Core::suspend`](super::Core::suspend).
+    pub const SUSPEND: u32 = 18;
 }
 
 /// The bits [`Core::header`] answers with.
@@ -421,6 +423,7 @@ impl Core {
             input::SEND => return self.send(now, v),
             input::SEND_TEXT => return self.send_text(now, a.into()),
             input::REQUEST_TOPICS => return self.request_topics(now),
+            input::SUSPEND => self.suspend(now),
             _ => {}
         }
         0
@@ -497,9 +500,16 @@ impl Core {
         self.with(|c| c.close(ms(now)));
     }
 
-    /// Skips the backoff wait now; on a live connection, probes it with a ping.
+    /// Skips the backoff wait now; on a live connection, probes it with a
+    /// ping, and replaces it at once if the ping goes unanswered.
     pub fn reconnect_now(&self, now: f64) {
         self.with(|c| c.reconnect_now(ms(now)));
+    }
+
+    /// The page is put away (frozen, or hidden into the back/forward cache):
+    /// close the link cleanly until `reconnect_now`.
+    pub fn suspend(&self, now: f64) {
+        self.with(|c| c.suspend(ms(now)));
     }
 
     /// The network went offline: show `reconnecting` at once.

@@ -52,6 +52,7 @@ export const REASON_NAMES = [
   "gave_up",
   "closed_by_user",
   "offline",
+  "suspended",
 ] as const;
 
 /** The built-in dialects (all but "hublink" are in a second wasm module, loaded when used). */
@@ -294,7 +295,21 @@ const DRAIN = 4;
 const now = (): number => performance.now();
 const str = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);
 const orNull = (n: number): number | null => (Number.isNaN(n) ? null : n);
-const LIFECYCLE = ["online", "offline", "pageshow"];
+/**
+ * What each lifecycle event asks of the core: the first three are the
+ * document's, the others the global's (window, Worker). `pageshow` and
+ * `pagehide` count only from and into the back/forward cache (`persisted`),
+ * `visibilitychange` only to visible.
+ */
+const LIFECYCLE = {
+  visibilitychange: Input.ReconnectNow,
+  freeze: Input.Suspend,
+  resume: Input.ReconnectNow,
+  online: Input.ReconnectNow,
+  offline: Input.NetworkOffline,
+  pageshow: Input.ReconnectNow,
+  pagehide: Input.Suspend,
+} as Record<string, Input>;
 
 /** A jitter seed from the platform's CSPRNG, as the core's config wants one. */
 function seed(): number {
@@ -369,18 +384,23 @@ export class Client implements HublinkClient {
   #listen(add: boolean): void {
     const g = globalThis as unknown as EventTarget & { document?: EventTarget };
     const f = add ? "addEventListener" : "removeEventListener";
-    if (typeof g[f] === "function") for (const e of LIFECYCLE) g[f](e, this.#lifecycle);
-    if (g.document) g.document[f]("visibilitychange", this.#lifecycle);
+    Object.keys(LIFECYCLE).forEach((e, i) => (i < 3 ? g.document : g)?.[f]?.(e, this.#lifecycle));
   }
 
+  /**
+   * Moves the page's lifecycle into the core, which decides: away (`freeze`,
+   * `pagehide`) closes the link cleanly, so that the page can enter the
+   * back/forward cache; back (`resume`, `pageshow` from the cache, visible
+   * again, `online`) probes the link or reconnects at once. The visibility is
+   * read at the event, whoever dispatched it.
+   */
   #onLifecycle(e: Event): void {
     const core = this.#core;
-    if (!core) return;
     const t = e.type;
-    if (t === "offline") put(core, Input.NetworkOffline);
     const doc = (globalThis as { document?: { visibilityState?: string } }).document;
-    if (t === "online" || (t === "pageshow" && (e as PageTransitionEvent).persisted) ||
-      (t === "visibilitychange" && doc?.visibilityState === "visible")) put(core, Input.ReconnectNow);
+    // pageshow and pagehide, or visibilitychange: read at the event, whoever dispatched it (no `isTrusted`).
+    if (!core || (t[0] === "p" ? !(e as PageTransitionEvent).persisted : t === "visibilitychange" && doc?.visibilityState !== "visible")) return;
+    put(core, LIFECYCLE[t]);
     this.#drive();
   }
 

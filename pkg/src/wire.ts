@@ -9,6 +9,7 @@
 export const enum Input {
   Value, Unparsed, Fits, Binary, Opened, Closed, Failed, Tick, Connect, Close,
   ReconnectNow, NetworkOffline, Subscribe, Unsubscribe, Publish, Send, SendText, RequestTopics,
+  Suspend,
 }
 
 /** The outputs of `Outputs.out`, in the order of their numbers (hublink-wasm `events::output`). */

@@ -83,9 +83,14 @@ const types = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/ja
 /**
  * The page's origin: files from `dir`, or everything from the app on `appPort`;
  * WebSocket upgrades on /ws go to hublink-server, as a reverse proxy would.
+ * `blackhole()` silences the upgraded connections open at that moment, as
+ * tests/src/proxy.rs `Mode::Blackhole` does (kept open, nothing forwarded
+ * either way: a NAT that lost its mapping); later upgrades pass.
  */
 export async function startFront({ dir, appPort, wsPort }) {
   const upgrades = [];
+  const tunnels = new Set();
+  const held = [];
   const server = http.createServer((req, res) => {
     if (appPort) {
       const up = http.request({ host: "127.0.0.1", port: appPort, path: req.url, method: req.method, headers: req.headers }, (r) => {
@@ -117,6 +122,9 @@ export async function startFront({ dir, appPort, wsPort }) {
       up.write(head);
       up.pipe(socket).pipe(up);
     });
+    const tunnel = { up, socket };
+    tunnels.add(tunnel);
+    up.on("close", () => tunnels.delete(tunnel));
     up.on("error", () => socket.destroy());
     socket.on("error", () => up.destroy());
   });
@@ -125,17 +133,34 @@ export async function startFront({ dir, appPort, wsPort }) {
   return {
     url: `http://127.0.0.1:${port}`,
     upgrades,
+    /** Silences every upgraded connection open now; returns how many. */
+    blackhole() {
+      for (const { up, socket } of tunnels) {
+        // Neither read nor forward: the bytes stay in the kernel's buffers.
+        up.unpipe(socket);
+        socket.unpipe(up);
+        up.pause();
+        socket.pause();
+      }
+      const n = tunnels.size;
+      held.push(...tunnels);
+      tunnels.clear();
+      return n;
+    },
     close: () => {
+      for (const { up, socket } of held) up.destroy(), socket.destroy();
       server.closeAllConnections?.();
       server.close();
     },
   };
 }
 
-export const launch = () =>
+/** Headless Chromium; `{ bfcache: true }` keeps the back/forward cache, which Playwright turns off by default. */
+export const launch = ({ bfcache = false } = {}) =>
   chromium.launch({
     executablePath: "/usr/bin/chromium",
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    ignoreDefaultArgs: bfcache ? ["--disable-back-forward-cache"] : [],
   });
 
 /** A new page that collects uncaught errors, unhandled rejections and console errors. */

@@ -88,7 +88,8 @@ fn reasons_are_the_cores() {
         | Reason::UpgradeRefused { .. }
         | Reason::GaveUp { .. }
         | Reason::ClosedByUser
-        | Reason::Offline => r.name(),
+        | Reason::Offline
+        | Reason::Suspended => r.name(),
     };
     let core: Vec<&str> = [
         Reason::Requested,
@@ -109,6 +110,7 @@ fn reasons_are_the_cores() {
         Reason::GaveUp { attempts: 0 },
         Reason::ClosedByUser,
         Reason::Offline,
+        Reason::Suspended,
     ]
     .into_iter()
     .map(name)

@@ -133,7 +133,7 @@ impl Model {
 
     pub fn step(&mut self, input: &mut &[u8]) {
         self.steps += 1;
-        let op = byte(input) % 18;
+        let op = byte(input) % 19;
         let now = self.now;
         let trace = std::env::var_os("HUBLINK_MODEL_TRACE").is_some();
         if trace {
@@ -212,6 +212,7 @@ impl Model {
             }
             15 => self.conn.reconnect_now(now),
             16 => self.conn.network_offline(now),
+            18 => self.conn.suspend(now),
             _ => self.conn.close(now),
         }
         self.drain_and_check();
