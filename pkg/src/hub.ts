@@ -21,7 +21,7 @@ import {
   type createClient,
   type load,
   type resolveUrl,
-} from "./index.js";
+} from "./client.js";
 
 /**
  * What shared mode uses of the main module, passed in rather than imported:

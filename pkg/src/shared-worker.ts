@@ -9,7 +9,7 @@
  * @module
  */
 import { Hub, type Hello, type ToHub } from "./hub.js";
-import { createClient } from "./index.js";
+import { createClient } from "./client.js";
 
 const hubs = new Map<string, Hub>();
 type Locks = { request(name: string, cb: () => unknown): Promise<unknown> };

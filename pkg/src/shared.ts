@@ -17,7 +17,7 @@
  * @module
  */
 import { Hub, type Deps, type FromHub, type Hello, type SharedOptions, type Tab, type ToHub } from "./hub.js";
-import type { Client, CoreClass, Position, Role } from "./index.js";
+import type { Client, CoreClass, Position, Role } from "./client.js";
 import { Input, Output, Refused } from "./wire.js";
 
 type Locks = { request(name: string, cb: () => Promise<unknown> | unknown): Promise<unknown> };

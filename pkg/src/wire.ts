@@ -18,7 +18,7 @@ export const enum Output {
   Gap, Topics, ServerError, DecodeError, Unsent, Unknown,
 }
 
-/** What a refused `Core.input` returns (hublink-wasm `refused`); `ERROR_CODES` in index.ts names them. */
+/** What a refused `Core.input` returns (hublink-wasm `refused`); `ERROR_CODES` in client.ts names them. */
 export const enum Refused {
   None, QueueFull, Unsupported, InvalidTopic, Closed,
 }

@@ -1,4 +1,4 @@
-//! The names the TypeScript package lists (pkg/src/index.ts) are exactly the
+//! The names the TypeScript package lists (pkg/src/client.ts) are exactly the
 //! ones hublink-core spells. `tsc` proves those lists equal to the unions the
 //! wasm crate declares; the browser module passes the core's names through
 //! as they are, so a state or reason added to the core fails here until the
@@ -28,10 +28,10 @@ fn literals(path: &str, start: &str, open: &str, close: char, sep: char) -> Vec<
         .collect()
 }
 
-/// The string literals of `const NAME = [...]` in pkg/src/index.ts.
+/// The string literals of `const NAME = [...]` in pkg/src/client.ts.
 fn ts_list(name: &str) -> Vec<String> {
     literals(
-        "pkg/src/index.ts",
+        "pkg/src/client.ts",
         &format!("const {name}"),
         "= [",
         ']',
@@ -145,11 +145,11 @@ fn error_codes_are_the_cores() {
     // is the TS layer's own.
     let listed = ts_list("ERROR_CODES");
     assert_eq!(listed[1..5], core[..4]);
-    let index = source("pkg/src/index.ts");
+    let index = source("pkg/src/client.ts");
     let union = index
         .lines()
         .find(|l| l.trim_start().starts_with("code: \"queue_full\""))
-        .expect("HublinkError's code union in pkg/src/index.ts");
+        .expect("HublinkError's code union in pkg/src/client.ts");
     for code in core {
         assert!(
             union.contains(&format!("\"{code}\"")),
