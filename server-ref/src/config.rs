@@ -141,6 +141,16 @@ pub struct Config {
     #[arg(long, env = "HUBLINK_HISTORY_AGE", default_value = "300s", value_parser = parse_duration)]
     pub history_age: Duration,
 
+    /// How long a publish's idempotency key (`id`, `Idempotency-Key`) is
+    /// remembered per topic: a repeat within it gets the first publish's
+    /// `seq` and publishes nothing.
+    #[arg(long, env = "HUBLINK_DEDUP_WINDOW", default_value = "10m", value_parser = parse_duration)]
+    pub dedup_window: Duration,
+
+    /// Most idempotency keys remembered per topic (the oldest go first).
+    #[arg(long, env = "HUBLINK_DEDUP_MAX", default_value_t = 10_000)]
+    pub dedup_max: usize,
+
     /// Where topics and history live: `memory` (this process only) or `redis`
     /// (shared by every node started with the same --redis-url and --redis-prefix).
     #[arg(long, env = "HUBLINK_BROKER", value_enum, default_value_t = BrokerKind::Memory)]
@@ -252,6 +262,8 @@ impl std::fmt::Debug for Config {
             .field("max_errors", &self.max_errors)
             .field("history_size", &self.history_size)
             .field("history_age", &self.history_age)
+            .field("dedup_window", &self.dedup_window)
+            .field("dedup_max", &self.dedup_max)
             .field("broker", &self.broker)
             .field("redis_url", &crate::redact::redacted_url(&self.redis_url))
             .field("redis_prefix", &self.redis_prefix)

@@ -21,9 +21,14 @@ pub enum Error {
     /// A token that is missing, malformed, badly signed, expired or not yet valid.
     #[error("unauthorized: {0}")]
     Unauthorized(String),
-    /// The broker could not accept a publication.
+    /// The broker refused a publication: nothing was published.
     #[error("publish failed: {0}")]
     PublishFailed(String),
+    /// The broker did not answer a publication (a Redis timeout, a link lost
+    /// mid-call): it may or may not have been published. Retrying with the
+    /// same idempotency key is safe.
+    #[error("publish outcome unknown: {0}")]
+    PublishUnknown(String),
     /// The broker's backend (Redis) cannot be reached; nothing was done.
     #[error("broker unavailable: {0}")]
     BrokerUnavailable(String),

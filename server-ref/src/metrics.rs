@@ -93,8 +93,13 @@ pub struct Metrics {
     pub published: Counter,
     /// Heartbeat echoes received.
     pub heartbeat_echoes: Counter,
-    /// Publications the broker refused (Redis unreachable): nothing was published.
+    /// Publications the broker refused (Redis refused the connection): nothing was published.
     pub publish_failures: Counter,
+    /// Publications the broker did not answer (a Redis timeout): they may or
+    /// may not have been published.
+    pub publish_unknown: Counter,
+    /// Publications whose idempotency key the topic had seen: nothing new was published.
+    pub publish_repeats: Counter,
 }
 
 impl Metrics {
@@ -188,6 +193,16 @@ impl Metrics {
                 "Publications the broker refused; nothing was published",
                 &self.publish_failures,
             ),
+            (
+                "hublink_publish_unknown",
+                "Publications the broker did not answer; they may or may not have been published",
+                &self.publish_unknown,
+            ),
+            (
+                "hublink_publish_repeats",
+                "Publications with an idempotency key seen before; nothing new was published",
+                &self.publish_repeats,
+            ),
         ] {
             r.register(name, help, counter.clone());
         }
@@ -278,6 +293,15 @@ mod tests {
         ) -> BoxFuture<'_, crate::Result<Arc<Published>>> {
             unreachable!()
         }
+        fn publish_keyed(
+            &self,
+            _: &str,
+            _: Value,
+            _: &str,
+            _: crate::broker::Dedupe,
+        ) -> BoxFuture<'_, crate::Result<crate::broker::Keyed>> {
+            unreachable!()
+        }
         fn subscribe<'a>(&'a self, _: Subscribe<'a>) -> BoxFuture<'a, crate::Result<()>> {
             unreachable!()
         }
@@ -337,6 +361,8 @@ mod tests {
             &m.published,
             &m.heartbeat_echoes,
             &m.publish_failures,
+            &m.publish_unknown,
+            &m.publish_repeats,
         ]
         .into_iter()
         .enumerate()
@@ -404,6 +430,12 @@ hublink_heartbeat_echoes_total 14
 # HELP hublink_publish_failures_total Publications the broker refused; nothing was published.
 # TYPE hublink_publish_failures_total counter
 hublink_publish_failures_total 15
+# HELP hublink_publish_unknown_total Publications the broker did not answer; they may or may not have been published.
+# TYPE hublink_publish_unknown_total counter
+hublink_publish_unknown_total 16
+# HELP hublink_publish_repeats_total Publications with an idempotency key seen before; nothing new was published.
+# TYPE hublink_publish_repeats_total counter
+hublink_publish_repeats_total 17
 # HELP hublink_subscriptions Subscriptions over all connections.
 # TYPE hublink_subscriptions gauge
 hublink_subscriptions 3

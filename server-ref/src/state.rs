@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::auth::{self, Claims};
-use crate::broker::{Broker, MemoryBroker, RedisBroker, RedisOptions};
+use crate::broker::{Broker, Dedupe, Keyed, MemoryBroker, RedisBroker, RedisOptions};
 use crate::config::{BrokerKind, Config};
 use crate::conn::limit::ConnectionLimit;
 use crate::history::MemoryHistory;
@@ -206,9 +206,33 @@ impl AppState {
         let r = self.broker.publish(topic, data, event_id).await;
         match &r {
             Ok(_) => Metrics::inc(&self.metrics.published),
-            Err(_) => Metrics::inc(&self.metrics.publish_failures),
+            Err(e) => self.count_failure(e),
         }
         r
+    }
+
+    /// Publishes once per idempotency `key` on `topic`: a key seen within
+    /// `--dedup-window` (at most `--dedup-max` per topic) answers the first
+    /// publish's position and publishes nothing.
+    pub async fn publish_keyed(&self, topic: &str, data: Value, key: &str) -> Result<Keyed> {
+        let dedupe = Dedupe {
+            window_ms: self.config.dedup_window.as_millis() as u64,
+            max: self.config.dedup_max,
+        };
+        let r = self.broker.publish_keyed(topic, data, key, dedupe).await;
+        match &r {
+            Ok(Keyed::New(_)) => Metrics::inc(&self.metrics.published),
+            Ok(Keyed::Repeat(_)) => Metrics::inc(&self.metrics.publish_repeats),
+            Err(e) => self.count_failure(e),
+        }
+        r
+    }
+
+    fn count_failure(&self, e: &Error) {
+        match e {
+            Error::PublishUnknown(_) => Metrics::inc(&self.metrics.publish_unknown),
+            _ => Metrics::inc(&self.metrics.publish_failures),
+        }
     }
 
     /// Publishes one event to several rooms (topics `room:{room}`), so a

@@ -64,10 +64,12 @@ async fn publish_unannounced(redis: &RedisServer, topic: &str, data: u64) -> u64
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    let (seq, _epoch): (u64, String) =
+    let (seq, _epoch, _repeat): (u64, String, u8) =
         redis::Script::new(hublink_server::broker::redis::scripts::PUBLISH)
             .key(format!("hublink:meta:{{{topic}}}"))
             .key(format!("hublink:stream:{{{topic}}}"))
+            .key(format!("hublink:dedupe:{{{topic}}}"))
+            .key(format!("hublink:dedupe-at:{{{topic}}}"))
             .arg("nowhere")
             .arg("unused")
             .arg(data.to_string())
@@ -76,6 +78,9 @@ async fn publish_unannounced(redis: &RedisServer, topic: &str, data: u64) -> u64
             .arg(1000)
             .arg(300_000)
             .arg(86_400_000)
+            .arg("")
+            .arg(1)
+            .arg(0)
             .invoke_async(&mut conn)
             .await
             .unwrap();
@@ -611,4 +616,87 @@ async fn measure_publish_and_fan_out_across_two_nodes() {
     for r in readers {
         r.abort();
     }
+}
+
+/// A publish retried on another node (its first node went away before the
+/// client saw the ack) is recognised there: one message, the first `seq`;
+/// concurrent copies on two nodes deliver once too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_id_on_another_node_is_recognised_and_delivers_once() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let (mut watcher, _) = subscribed(&b, "orders", None).await;
+    let (mut pa, mut pb) = (a.client("/ws").await, b.client("/ws").await);
+    pa.next_json().await;
+    pb.next_json().await;
+    let frame = json!({"type":"publish","topic":"orders","id":"cmd-1","data":"start"});
+    pa.send_json(frame.clone()).await;
+    let first = pa.next_non_heartbeat().await;
+    assert_eq!(first["type"], "publish_ack", "{first}");
+    pb.send_json(frame).await;
+    assert_eq!(
+        pb.next_non_heartbeat().await,
+        first,
+        "the same ack from the other node"
+    );
+    let m = watcher.next_non_heartbeat().await;
+    assert_eq!(
+        (m["data"].as_str(), m["seq"].as_u64()),
+        (Some("start"), first["seq"].as_u64())
+    );
+
+    // Both nodes at once, twenty times over: each id is delivered once.
+    for i in 0..20 {
+        let f = json!({"type":"publish","topic":"orders","id":format!("race-{i}"),"data":i});
+        pa.send_json(f.clone()).await;
+        pb.send_json(f).await;
+    }
+    let mut seen = vec![];
+    for _ in 0..20 {
+        let m = watcher.next_where("type", "message").await;
+        seen.push(m["data"].as_u64().unwrap());
+    }
+    // And no second copy of any after them.
+    watcher.expect_silence(0.5).await;
+    seen.sort();
+    assert_eq!(seen, (0..20).collect::<Vec<_>>());
+    a.stop().await;
+    b.stop().await;
+}
+
+/// The Redis dedupe window forgets keys past `--dedup-max` (oldest first) and
+/// past `--dedup-window`, as the memory broker's does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dedupe_window_is_bounded_by_count_and_age_in_redis() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    // Small bounds, so that the test reaches them (defaults: 10,000 keys, 10 min).
+    let s = node_with(&redis, |c| {
+        c.dedup_max = 2;
+        c.dedup_window = Duration::from_millis(400);
+    })
+    .await;
+    let mut c = s.client("/ws").await;
+    c.next_json().await;
+    let mut seq_of = async |id: &str| -> u64 {
+        c.send_json(json!({"type":"publish","topic":"t","id":id,"data":id}))
+            .await;
+        let ack = c.next_where("type", "publish_ack").await;
+        ack["seq"].as_u64().unwrap()
+    };
+    assert_eq!(seq_of("a").await, 1);
+    assert_eq!(seq_of("b").await, 2);
+    assert_eq!(seq_of("a").await, 1, "within the count");
+    assert_eq!(seq_of("c").await, 3);
+    assert_eq!(
+        seq_of("a").await,
+        4,
+        "a was the oldest of three keys over a max of two"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(seq_of("c").await, 5, "older than the window");
+    s.stop().await;
 }

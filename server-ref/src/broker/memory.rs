@@ -6,10 +6,12 @@ use std::sync::{Arc, Mutex};
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 
+use crate::broker::dedupe;
 use crate::broker::registry::Registry;
-use crate::broker::{Broker, Subscribe, Subscribed, Subscriber};
-use crate::history::{History, MemoryHistory};
+use crate::broker::{Broker, Dedupe, Keyed, Subscribe, Subscribed, Subscriber};
+use crate::history::{History, MemoryHistory, Position};
 use crate::published::Published;
+use crate::time::now_ms;
 use crate::Result;
 
 /// One topic's subscribers.
@@ -39,6 +41,8 @@ pub struct MemoryBroker {
     topics: Mutex<HashMap<String, Arc<Mutex<Subs>>>>,
     registry: Registry,
     history: Arc<MemoryHistory>,
+    /// Idempotency keys; held across the publish that assigns the `seq`.
+    keys: Mutex<dedupe::Keys>,
 }
 
 impl std::fmt::Debug for MemoryBroker {
@@ -52,6 +56,7 @@ impl MemoryBroker {
     pub fn new(history: Arc<MemoryHistory>) -> MemoryBroker {
         MemoryBroker {
             topics: Mutex::new(HashMap::new()),
+            keys: Mutex::default(),
             registry: Registry::default(),
             history,
         }
@@ -96,6 +101,32 @@ impl Broker for MemoryBroker {
     ) -> BoxFuture<'_, Result<Arc<Published>>> {
         let msg = self.publish_now(topic, data, event_id);
         Box::pin(async move { Ok(msg) })
+    }
+
+    fn publish_keyed(
+        &self,
+        topic: &str,
+        data: Value,
+        key: &str,
+        dedupe: Dedupe,
+    ) -> BoxFuture<'_, Result<Keyed>> {
+        let now = now_ms();
+        // Lock order: the keys, then the topics (`publish_now`).
+        let mut keys = lock(&self.keys);
+        let out = match keys.get(topic, key, now, dedupe) {
+            Some(first) => Keyed::Repeat(first),
+            None => {
+                let msg = self.publish_now(topic, data, None);
+                let at = Position {
+                    epoch: msg.epoch.clone(),
+                    seq: msg.seq,
+                };
+                keys.insert(topic, key, at, now, dedupe);
+                Keyed::New(msg)
+            }
+        };
+        drop(keys);
+        Box::pin(async move { Ok(out) })
     }
 
     fn subscribe<'a>(&'a self, r: Subscribe<'a>) -> BoxFuture<'a, Result<()>> {

@@ -14,6 +14,7 @@ use crate::history::{History, Position, Replay};
 use crate::published::Published;
 use crate::Result;
 
+mod dedupe;
 mod memory;
 pub mod redis;
 mod registry;
@@ -67,6 +68,25 @@ pub struct Subscribed {
     pub latest: Option<Arc<Published>>,
 }
 
+/// What a publish with an idempotency key did.
+#[derive(Debug)]
+pub enum Keyed {
+    /// Published now.
+    New(Arc<Published>),
+    /// The key was seen within the window: nothing was published; the first
+    /// publish's position.
+    Repeat(Position),
+}
+
+/// How long and how many idempotency keys a topic remembers (`--dedup-window`, `--dedup-max`).
+#[derive(Clone, Copy, Debug)]
+pub struct Dedupe {
+    /// Age after which a key is forgotten, in ms.
+    pub window_ms: u64,
+    /// Most keys per topic; the oldest are forgotten first.
+    pub max: usize,
+}
+
 /// Callback run once when a subscription starts, before any live message.
 pub type OnReady<'a> = Box<dyn FnOnce(&Subscribed) + Send + 'a>;
 
@@ -97,6 +117,17 @@ pub trait Broker: Send + Sync {
         data: Value,
         event_id: Option<u64>,
     ) -> BoxFuture<'_, Result<Arc<Published>>>;
+    /// Publishes `data` on `topic` once per idempotency `key`: a key seen on
+    /// the topic within `dedupe` answers the first publish's position and
+    /// publishes nothing. Atomic with the `seq` assignment, so concurrent
+    /// repeats (on any node) deliver once.
+    fn publish_keyed(
+        &self,
+        topic: &str,
+        data: Value,
+        key: &str,
+        dedupe: Dedupe,
+    ) -> BoxFuture<'_, Result<Keyed>>;
     /// Subscribes (or re-subscribes, replacing the earlier registration of `id`).
     fn subscribe<'a>(&'a self, request: Subscribe<'a>) -> BoxFuture<'a, Result<()>>;
     /// Removes subscriber `id` from `topic`; false when it was not subscribed.

@@ -74,6 +74,12 @@ impl Ctx {
 
     /// Sends a recoverable `error`; past the error limit, a final one and close 1008.
     pub(crate) fn error(&mut self, code: &str, message: &str) {
+        self.error_for(None, code, message);
+    }
+
+    /// [`error`](Self::error) answering a request that carried an `id` (a
+    /// publish): the frame repeats it, so the client knows which one failed.
+    pub(crate) fn error_for(&mut self, id: Option<&str>, code: &str, message: &str) {
         self.errors += 1;
         Metrics::inc(&self.state.metrics.errors_sent);
         if self.errors > self.state.config.max_errors {
@@ -89,7 +95,19 @@ impl Ctx {
                 .close(close_code::POLICY, "too many errors", Some(f));
             return;
         }
-        let f = self.error_frame(code, message, true);
+        let f = match id {
+            None => self.error_frame(code, message, true),
+            Some(id) => {
+                let mut v = serde_json::json!({
+                    "type": "error", "code": code, "message": message,
+                    "recoverable": true, "error_count": self.errors, "id": id,
+                });
+                if self.iso_errors {
+                    v["timestamp"] = crate::time::iso8601(crate::time::now_ms()).into();
+                }
+                frame(&v)
+            }
+        };
         self.conn.send(f);
     }
 

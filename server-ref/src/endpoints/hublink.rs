@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::subscriptions::{Refusal, Subscriptions};
 use super::wire::{run_commands, short, Commands};
-use crate::broker::{OnReady, Subscribed};
+use crate::broker::{Keyed, OnReady, Subscribed};
 use crate::conn::{Ctx, DriveOptions, Handler, UpgradeRequest};
 use crate::frames::frame;
 use crate::history::{Position, Replay};
@@ -281,28 +281,70 @@ impl Hublink {
     }
 }
 
+/// Longest idempotency key a publish may carry.
+const MAX_ID_LEN: usize = 128;
+
 async fn publish(ctx: &mut Ctx, v: &Value) {
+    // The idempotency key: every answer to this publish repeats it.
+    let id = match v.get("id") {
+        None => None,
+        Some(Value::String(id)) if !id.is_empty() && id.len() <= MAX_ID_LEN => Some(id.as_str()),
+        Some(other) => {
+            return ctx.error(
+                "invalid_message",
+                &format!(
+                    "publish: field \"id\" must be a string of 1 to {MAX_ID_LEN} bytes, got {}",
+                    short(other)
+                ),
+            )
+        }
+    };
     let Some(topic) = topic_field(ctx, v, "publish") else {
         return;
     };
     if let Err(e) = validate_topic(topic, ctx.state.config.max_topic_len) {
-        return ctx.error("invalid_topic", &e.to_string());
+        return ctx.error_for(id, "invalid_topic", &e.to_string());
     }
     let Some(data) = v.get("data") else {
-        return ctx.error("invalid_message", "publish: field \"data\" is missing");
+        return ctx.error_for(id, "invalid_message", "publish: field \"data\" is missing");
     };
     if let Err(e) = ctx.state.policy.may_publish(ctx.claims.as_ref(), topic) {
-        return ctx.error("forbidden", &e.to_string());
+        return ctx.error_for(id, "forbidden", &e.to_string());
     }
     let size = data.to_string().len();
     let max = ctx.state.config.max_publish_size;
     if size > max {
-        return ctx.error(
+        return ctx.error_for(
+            id,
             "message_too_big",
             &format!("publish to {topic:?}: data is {size} bytes, over the limit of {max}"),
         );
     }
-    if let Err(e) = ctx.state.publish(topic, data.clone(), None).await {
-        ctx.error("publish_failed", &e.to_string());
+    let Some(id) = id else {
+        if let Err(e) = ctx.state.publish(topic, data.clone(), None).await {
+            ctx.error(publish_error_code(&e), &e.to_string());
+        }
+        return;
+    };
+    match ctx.state.publish_keyed(topic, data.clone(), id).await {
+        Ok(keyed) => {
+            let (seq, epoch) = match &keyed {
+                Keyed::New(msg) => (msg.seq, &msg.epoch),
+                Keyed::Repeat(first) => (first.seq, &first.epoch),
+            };
+            ctx.send_json(&json!({
+                "type": "publish_ack", "id": id, "topic": topic, "seq": seq, "epoch": &**epoch,
+            }));
+        }
+        Err(e) => ctx.error_for(Some(id), publish_error_code(&e), &e.to_string()),
+    }
+}
+
+/// `publish_unknown` when the broker did not answer (it may have published),
+/// `publish_failed` when it refused (nothing was published).
+fn publish_error_code(e: &Error) -> &'static str {
+    match e {
+        Error::PublishUnknown(_) => "publish_unknown",
+        _ => "publish_failed",
     }
 }

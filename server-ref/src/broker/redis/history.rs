@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::keys::Keys;
 use super::scripts;
+use crate::broker::{Dedupe, Keyed};
 use crate::history::{new_epoch, History, Position, Replay};
 use crate::published::Published;
 use crate::time::now_ms;
@@ -65,6 +66,26 @@ pub(super) async fn bounded<T>(
     }
 }
 
+/// Whether a command never reached Redis: the connection was refused, or was
+/// closed before the command could be written (`EPIPE`). After a reset or a
+/// timeout the command may have run.
+fn never_sent(e: &::redis::RedisError) -> bool {
+    if e.is_connection_refusal() {
+        return true;
+    }
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::NotConnected
+            );
+        }
+        cause = c.source();
+    }
+    false
+}
+
 impl RedisHistory {
     /// A history whose scripts run on `conn`.
     pub(super) fn new(
@@ -98,10 +119,23 @@ impl RedisHistory {
         topic: &str,
         data: Value,
         event_id: Option<u64>,
-    ) -> Result<Arc<Published>> {
+        keyed: Option<(&str, Dedupe)>,
+    ) -> Result<Keyed> {
         let ts = now_ms();
+        let (key, dedupe) = match keyed {
+            Some((key, d)) => (key, d),
+            None => (
+                "",
+                Dedupe {
+                    window_ms: 1,
+                    max: 0,
+                },
+            ),
+        };
         let mut inv = self.publish_script.key(self.keys.meta(topic));
         inv.key(self.keys.stream(topic))
+            .key(self.keys.dedupe(topic))
+            .key(self.keys.dedupe_at(topic))
             .arg(self.keys.channel(topic))
             .arg(&*new_epoch())
             .arg(data.to_string())
@@ -109,26 +143,43 @@ impl RedisHistory {
             .arg(event_id.map(|e| e.to_string()).unwrap_or_default())
             .arg(self.size)
             .arg(self.age_ms.max(1))
-            .arg(META_TTL_MS);
+            .arg(META_TTL_MS)
+            .arg(key)
+            .arg(dedupe.window_ms.max(1))
+            .arg(dedupe.max);
         let mut conn = self.conn.clone();
-        match bounded(
-            "publish script",
-            inv.invoke_async::<(u64, String)>(&mut conn),
-        )
-        .await
-        {
-            Ok((seq, epoch)) => Ok(Arc::new(Published::new(
+        let call = inv.invoke_async::<(u64, String, u8)>(&mut conn);
+        match tokio::time::timeout(OP_TIMEOUT, call).await {
+            Ok(Ok((seq, epoch, 1))) => Ok(Keyed::Repeat(Position {
+                epoch: epoch.into(),
+                seq,
+            })),
+            Ok(Ok((seq, epoch, _))) => Ok(Keyed::New(Arc::new(Published::new(
                 topic.into(),
                 seq,
                 epoch.into(),
                 data,
                 ts,
                 event_id,
-            ))),
-            Err(e) => {
-                self.failed(&e);
+            )))),
+            // Never sent, so nothing ran: nothing was published.
+            Ok(Err(e)) if never_sent(&e) => {
+                self.failed(&format!("publish script: {e}"));
                 Err(Error::PublishFailed(format!(
-                    "Redis at {} did not take the message for {topic:?} (it may retry): {e}",
+                    "Redis at {} is not reachable; {topic:?} was not published: {e}",
+                    self.addr
+                )))
+            }
+            // Sent, but no answer (or a broken one): the script may have run.
+            other => {
+                let e = match other {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("no answer within {OP_TIMEOUT:?}"),
+                };
+                self.failed(&format!("publish script: {e}"));
+                Err(Error::PublishUnknown(format!(
+                    "Redis at {} did not answer the publish to {topic:?}, which may or may not \
+                     have been published ({e}); a retry with the same id is safe",
                     self.addr
                 )))
             }

@@ -1,5 +1,6 @@
 //! The names of a topic's keys and channel (`P` is `--redis-prefix`):
-//! `P:meta:{topic}`, `P:stream:{topic}`, `P:ch:{topic}`. The braces are Redis
+//! `P:meta:{topic}`, `P:stream:{topic}`, `P:dedupe:{topic}`,
+//! `P:dedupe-at:{topic}`, `P:ch:{topic}`. The braces are Redis
 //! Cluster hash tags: a topic's keys share a slot.
 
 pub(super) struct Keys {
@@ -22,6 +23,16 @@ impl Keys {
 
     pub(super) fn stream(&self, topic: &str) -> String {
         format!("{}:stream:{{{topic}}}", self.prefix)
+    }
+
+    /// The topic's idempotency keys, each with the `"seq epoch"` it got.
+    pub(super) fn dedupe(&self, topic: &str) -> String {
+        format!("{}:dedupe:{{{topic}}}", self.prefix)
+    }
+
+    /// The same keys by the ms they were published at (for the window).
+    pub(super) fn dedupe_at(&self, topic: &str) -> String {
+        format!("{}:dedupe-at:{{{topic}}}", self.prefix)
     }
 
     pub(super) fn channel(&self, topic: &str) -> String {

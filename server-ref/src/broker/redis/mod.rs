@@ -8,6 +8,8 @@
 //! |---|---|---|
 //! | `P:meta:{topic}` | hash | `epoch` (random, made once per topic) and `seq` (the last one assigned); expires after a day without publications |
 //! | `P:stream:{topic}` | stream | the replay window: entry id `seq-0`, fields `d` (data JSON), `t` (ms timestamp), `i` (event id); `MAXLEN ~ --history-size`, aged entries trimmed on publish, the key expires `--history-age` after the last publication |
+//! | `P:dedupe:{topic}` | hash | idempotency key → `"seq epoch"` of the publish that used it |
+//! | `P:dedupe-at:{topic}` | sorted set | the same keys by publish time (ms): trimmed to `--dedup-window` and `--dedup-max` by the publish script; both keys expire a window after the last keyed publish |
 //! | `P:ch:{topic}` | pub/sub channel | every publication, as `{"seq","epoch","ts","ev","data"}` |
 //!
 //! The braces are Redis Cluster hash tags: a topic's keys share a slot. (This
@@ -45,7 +47,9 @@
 //! # Redis outages
 //!
 //! The node keeps the WebSockets it serves open. It reports `redis_up 0` (and
-//! 503 on `/healthz`), fails publishes at once with `publish_failed`, and
+//! 503 on `/healthz`), fails publishes with `publish_failed` (Redis refused
+//! the connection: nothing was published) or `publish_unknown` (no answer: the
+//! publish may be in the stream; a retry with the same `id` is safe), and
 //! reconnects with a backoff of 100 ms doubling to 2 s. A subscribe waits up to
 //! [`SUBSCRIBE_WAIT`] for the link, then fails; the endpoint then closes that
 //! connection with 1013, since a subscription this node cannot take would
@@ -78,7 +82,7 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::broker::{Broker, BrokerStatus, Subscribe, Subscriber};
+use crate::broker::{Broker, BrokerStatus, Dedupe, Keyed, Subscribe, Subscriber};
 use crate::history::History;
 use crate::published::Published;
 use crate::{Error, Result};
@@ -276,6 +280,21 @@ impl Drop for PendingGuard<'_> {
     }
 }
 
+/// While the node knows Redis is unreachable (its link is down), a publish
+/// is refused at once, truthfully: nothing was sent, so nothing was
+/// published. (Tried, it would fail with a broken pipe that cannot be told
+/// apart from a command lost after it ran.)
+fn refuse_while_down(node: &Node) -> Result<()> {
+    if node.health.is_up() {
+        return Ok(());
+    }
+    node.history.errors.fetch_add(1, Ordering::Relaxed);
+    Err(Error::PublishFailed(format!(
+        "{}; nothing was published",
+        node.health.unreachable()
+    )))
+}
+
 impl Broker for RedisBroker {
     fn publish(
         &self,
@@ -290,10 +309,37 @@ impl Broker for RedisBroker {
                 node.history.errors.fetch_add(1, Ordering::Relaxed);
                 return Err(Error::PublishFailed(why));
             }
-            // Tried even while the pub/sub link is down: the other nodes may
-            // still hear it, and this node catches up when its link returns.
+            refuse_while_down(node)?;
             let event_id = event_id.map(|e| e ^ node.event_salt);
-            node.history.publish(&topic, data, event_id).await
+            match node.history.publish(&topic, data, event_id, None).await? {
+                Keyed::New(msg) => Ok(msg),
+                // The script answers a repeat only for a key: a broken script.
+                Keyed::Repeat(p) => Err(Error::PublishFailed(format!(
+                    "Redis answered a publish without a key as a repeat of seq {}",
+                    p.seq
+                ))),
+            }
+        })
+    }
+
+    fn publish_keyed(
+        &self,
+        topic: &str,
+        data: Value,
+        key: &str,
+        dedupe: Dedupe,
+    ) -> BoxFuture<'_, Result<Keyed>> {
+        let (topic, key) = (topic.to_string(), key.to_string());
+        Box::pin(async move {
+            let node = &self.node;
+            if let Some(why) = node.health.unsupported() {
+                node.history.errors.fetch_add(1, Ordering::Relaxed);
+                return Err(Error::PublishFailed(why));
+            }
+            refuse_while_down(node)?;
+            node.history
+                .publish(&topic, data, None, Some((&key, dedupe)))
+                .await
         })
     }
 

@@ -1,9 +1,27 @@
 -- Publishes one message, atomically: reads or creates the topic's epoch,
 -- assigns the next seq, appends to the replay window (trimmed by count and
--- age) and announces the message on the topic's channel.
--- KEYS: meta, stream. ARGV: channel, a fresh epoch (used when the topic has
--- none), data JSON, timestamp ms, event id or "", history size, history age
--- ms, meta TTL ms. Returns {seq, epoch}.
+-- age) and announces the message on the topic's channel. With an idempotency
+-- key, a key the topic saw within the dedupe window answers the first
+-- publish's {seq, epoch} and publishes nothing: in the same script as the
+-- seq, so concurrent repeats on any node deliver once.
+-- KEYS: meta, stream, dedupe hash (key -> "seq epoch"), dedupe zset (key by
+-- ms). ARGV: channel, a fresh epoch (used when the topic has none), data
+-- JSON, timestamp ms, event id or "", history size, history age ms, meta TTL
+-- ms, idempotency key or "", dedupe window ms, dedupe max.
+-- Returns {seq, epoch, repeat (0 or 1)}.
+local key = ARGV[9]
+if key ~= '' then
+  local cutoff = tonumber(ARGV[4]) - tonumber(ARGV[10])
+  for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', '(' .. cutoff, 'LIMIT', 0, 256)) do
+    redis.call('HDEL', KEYS[3], old)
+    redis.call('ZREM', KEYS[4], old)
+  end
+  local first = redis.call('HGET', KEYS[3], key)
+  if first then
+    local s, e = string.match(first, '^(%d+) (.*)$')
+    return {tonumber(s), e, 1}
+  end
+end
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   epoch = ARGV[2]
@@ -28,7 +46,18 @@ if size > 0 then
   end
   redis.call('PEXPIRE', KEYS[2], ARGV[7])
 end
+if key ~= '' then
+  redis.call('HSET', KEYS[3], key, seq .. ' ' .. epoch)
+  redis.call('ZADD', KEYS[4], ARGV[4], key)
+  local over = redis.call('ZCARD', KEYS[4]) - tonumber(ARGV[11])
+  if over > 0 then
+    local popped = redis.call('ZPOPMIN', KEYS[4], over)
+    for i = 1, #popped, 2 do redis.call('HDEL', KEYS[3], popped[i]) end
+  end
+  redis.call('PEXPIRE', KEYS[3], ARGV[10])
+  redis.call('PEXPIRE', KEYS[4], ARGV[10])
+end
 local ev = ARGV[5]
 if ev == '' then ev = 'null' end
 redis.call('PUBLISH', ARGV[1], '{"seq":' .. seq .. ',"epoch":"' .. epoch .. '","ts":' .. ARGV[4] .. ',"ev":' .. ev .. ',"data":' .. ARGV[3] .. '}')
-return {seq, epoch}
+return {seq, epoch, 0}
