@@ -280,19 +280,19 @@ impl Drop for PendingGuard<'_> {
     }
 }
 
-/// While the node knows Redis is unreachable (its link is down), a publish
-/// is refused at once, truthfully: nothing was sent, so nothing was
-/// published. (Tried, it would fail with a broken pipe that cannot be told
-/// apart from a command lost after it ran.)
-fn refuse_while_down(node: &Node) -> Result<()> {
-    if node.health.is_up() {
-        return Ok(());
-    }
+/// A publish is refused at once, truthfully (nothing sent, nothing
+/// published), while this Redis cannot be used (a Cluster node, a
+/// Sentinel) or the node knows it is unreachable (its link is down): tried,
+/// it would fail with a broken pipe that cannot be told apart from a command
+/// lost after it ran.
+fn refuse_unless_usable(node: &Node) -> Result<()> {
+    let why = match node.health.unsupported() {
+        Some(why) => why,
+        None if node.health.is_up() => return Ok(()),
+        None => format!("{}; nothing was published", node.health.unreachable()),
+    };
     node.history.errors.fetch_add(1, Ordering::Relaxed);
-    Err(Error::PublishFailed(format!(
-        "{}; nothing was published",
-        node.health.unreachable()
-    )))
+    Err(Error::PublishFailed(why))
 }
 
 impl Broker for RedisBroker {
@@ -305,11 +305,7 @@ impl Broker for RedisBroker {
         let topic = topic.to_string();
         Box::pin(async move {
             let node = &self.node;
-            if let Some(why) = node.health.unsupported() {
-                node.history.errors.fetch_add(1, Ordering::Relaxed);
-                return Err(Error::PublishFailed(why));
-            }
-            refuse_while_down(node)?;
+            refuse_unless_usable(node)?;
             let event_id = event_id.map(|e| e ^ node.event_salt);
             match node.history.publish(&topic, data, event_id, None).await? {
                 Keyed::New(msg) => Ok(msg),
@@ -332,11 +328,7 @@ impl Broker for RedisBroker {
         let (topic, key) = (topic.to_string(), key.to_string());
         Box::pin(async move {
             let node = &self.node;
-            if let Some(why) = node.health.unsupported() {
-                node.history.errors.fetch_add(1, Ordering::Relaxed);
-                return Err(Error::PublishFailed(why));
-            }
-            refuse_while_down(node)?;
+            refuse_unless_usable(node)?;
             node.history
                 .publish(&topic, data, None, Some((&key, dedupe)))
                 .await
