@@ -7,7 +7,7 @@ use crate::protocol::{
     close_code, close_policy, Admit, CloseInfo, ClosePolicy, Header, Inbound, Message, Position,
     ServerError,
 };
-use crate::queue::{Fifo, OutboundQueue, QueueConfig};
+use crate::queue::{Fifo, OutboundQueue, Pending, QueueConfig, Queued};
 use crate::subscriptions::{Acked, Admitted, Recovery, Subscriptions};
 use crate::timer::{Timer, TimerTable};
 use crate::{excerpt, DecodeError, Error, Result};
@@ -72,8 +72,10 @@ pub struct Config {
     pub connect_timeout_ms: u64,
     /// Frames longer than this are reported and not parsed (default 1 MiB).
     pub max_frame_bytes: usize,
-    /// Seed of the jitter. Give each client its own (the shells draw it from
-    /// the OS or `crypto.getRandomValues`); equal seeds retry in lockstep.
+    /// Seed of the jitter and of publish ids. Give each client its own (the
+    /// shells draw it from the OS or `crypto.getRandomValues`): equal seeds
+    /// retry in lockstep, and publish under equal ids, which the server takes
+    /// for repeats of one publish.
     pub seed: u64,
 }
 
@@ -241,6 +243,62 @@ impl UnsentReason {
     }
 }
 
+/// Why a publish will not be delivered by this client.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// The server refused it (`forbidden`, `invalid_topic`, `message_too_big`,
+    /// `publish_failed`, ...): nothing was published.
+    #[error("the server refused the publish ({}: {}); nothing was published", .0.code, .0.message)]
+    Refused(ServerError),
+    /// It was unanswered for longer than its time to live (counted from the
+    /// `publish`, across resends).
+    #[error("no answer to the publish within {waited_ms} ms; {}", maybe(.sent))]
+    Expired {
+        /// How long it waited, in ms.
+        waited_ms: u64,
+        /// Whether a server received it at least once: then it may have been
+        /// published, and a repeat with the same id within the server's
+        /// dedupe window is still safe.
+        sent: bool,
+    },
+    /// The connection was closed for good (by the application, a refusal, or
+    /// giving up) with the publish unanswered.
+    #[error("the connection was closed before the publish was answered; {}", maybe(.sent))]
+    Closed {
+        /// As for `Expired`.
+        sent: bool,
+    },
+}
+
+impl PublishError {
+    /// `refused`, `expired` or `closed`, as the TypeScript types spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PublishError::Refused(_) => "refused",
+            PublishError::Expired { .. } => "expired",
+            PublishError::Closed { .. } => "closed",
+        }
+    }
+
+    /// Whether it may have been published all the same: `false` means
+    /// nothing was.
+    pub fn maybe_published(&self) -> bool {
+        match self {
+            PublishError::Refused(_) => false,
+            PublishError::Expired { sent, .. } | PublishError::Closed { sent } => *sent,
+        }
+    }
+}
+
+/// The end of a [`PublishError`]'s message: whether anything was published.
+fn maybe(sent: &bool) -> &'static str {
+    if *sent {
+        "it may have been published"
+    } else {
+        "nothing was published"
+    }
+}
+
 /// Something for the application.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event<V> {
@@ -289,6 +347,26 @@ pub enum Event<V> {
     ServerError(ServerError),
     /// A frame did not decode; the connection carries on.
     DecodeError(DecodeError),
+    /// The server took a publish: the answer to [`Connection::publish`],
+    /// once per publish however often it was sent.
+    Published {
+        /// The id `publish` returned.
+        id: String,
+        /// Its topic.
+        topic: String,
+        /// Where it is in the topic's stream.
+        position: Position,
+    },
+    /// A publish that this client will not deliver: refused by the server,
+    /// expired or closed unanswered.
+    PublishFailed {
+        /// The id `publish` returned.
+        id: String,
+        /// Its topic.
+        topic: String,
+        /// Why, and whether it may have been published.
+        error: PublishError,
+    },
     /// A queued frame was never sent.
     Unsent {
         /// The frame.
@@ -317,6 +395,13 @@ pub enum Transmit {
         reason: String,
     },
 }
+
+/// The error code of a publish whose outcome the server does not know: sent
+/// again with the same id (PROTOCOL.md section 2).
+const PUBLISH_UNKNOWN: &str = "publish_unknown";
+
+/// The longest publish id the protocol takes.
+const MAX_PUBLISH_ID_BYTES: usize = 128;
 
 /// The longest `retry_after` a server's `reconnect` can impose.
 const MAX_RETRY_AFTER_MS: u64 = 3_600_000;
@@ -465,9 +550,15 @@ impl<V: JsonValue> Connection<V> {
         self.dialect.name()
     }
 
-    /// Frames waiting in the outbound queue.
+    /// Frames and publishes waiting for a transport (or, after a
+    /// `publish_unknown`, for their retry).
     pub fn queued(&self) -> usize {
-        self.queue.len()
+        self.queue.waiting()
+    }
+
+    /// Publishes sent on the current transport and not answered yet.
+    pub fn in_flight(&self) -> usize {
+        self.queue.in_flight()
     }
 
     /// The configuration.
@@ -625,16 +716,98 @@ impl<V: JsonValue> Connection<V> {
     }
 
     /// Publishes `data` on `topic` through the dialect; queued while offline.
-    pub fn publish(&mut self, now: u64, topic: &str, data: &V) -> Result<()> {
+    /// Returns the publish's id.
+    ///
+    /// Where the dialect [acks publishes](Dialect::acks_publishes), the
+    /// publish carries that id (128 bits from the seeded generator: see
+    /// [`Config::seed`]) and is kept until the server answers it, sent again
+    /// with the same id on every new transport, in order, within the queue's
+    /// time to live, and after a `publish_unknown` answer once its backoff
+    /// delay has passed; the server publishes it once however many copies
+    /// arrive. The outcome is one [`Event::Published`] or
+    /// [`Event::PublishFailed`] with that id. Elsewhere it is a plain frame
+    /// (the id is returned but sent nowhere, and nothing answers it).
+    pub fn publish(&mut self, now: u64, topic: &str, data: &V) -> Result<String> {
+        let id = self.new_publish_id();
+        let ttl_ms = self.config.queue.ttl_ms;
+        self.publish_as(now, &id, topic, data, ttl_ms, false)?;
+        Ok(id)
+    }
+
+    /// Publishes under an `id` chosen before, with `ttl_ms` left of its time
+    /// to live: the durable outbox of a shell that restarted hands back what
+    /// was unanswered. It counts as possibly published already (a failure
+    /// says so), and the server answers a repeat within its dedupe window
+    /// with the first publish's position.
+    pub fn republish(
+        &mut self,
+        now: u64,
+        id: &str,
+        topic: &str,
+        data: &V,
+        ttl_ms: u64,
+    ) -> Result<()> {
+        if id.is_empty() || id.len() > MAX_PUBLISH_ID_BYTES {
+            return Err(Error::InvalidPublishId { len: id.len() });
+        }
+        self.publish_as(now, id, topic, data, ttl_ms, true)
+    }
+
+    fn publish_as(
+        &mut self,
+        now: u64,
+        id: &str,
+        topic: &str,
+        data: &V,
+        ttl_ms: u64,
+        sent: bool,
+    ) -> Result<()> {
         check_topic(topic)?;
+        let acks = self.dialect.acks_publishes();
         let frame = self
             .dialect
-            .encode_publish(topic, data)
+            .encode_publish(topic, data, acks.then_some(id))
             .ok_or(Error::Unsupported {
                 dialect: self.dialect.name(),
                 operation: "publish",
             })?;
-        self.send_frame(now, frame)
+        if !acks {
+            return self.send_frame_with_ttl(now, frame, ttl_ms);
+        }
+        if self.state == State::Disconnected {
+            return Err(Error::Closed);
+        }
+        if self.queue.len() >= self.config.queue.max_frames {
+            return Err(Error::QueueFull {
+                limit: self.config.queue.max_frames,
+            });
+        }
+        let mut pending = Pending::new(id.to_owned(), topic.to_owned(), sent);
+        if self.transport == Transport::Open {
+            pending.sent = true;
+            pending.in_flight = true;
+            self.transmits.push_back(Transmit::Send(frame.clone()));
+        }
+        self.queue.push(Queued {
+            frame,
+            queued_at: now,
+            expires_at: now.saturating_add(ttl_ms),
+            publish: Some(pending),
+        });
+        Ok(())
+    }
+
+    /// 128 bits from the seeded generator, as 32 hex digits.
+    fn new_publish_id(&mut self) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let bits = [self.rng.u64(..), self.rng.u64(..)];
+        let mut id = String::with_capacity(32);
+        for word in bits {
+            for shift in (0..16).rev() {
+                id.push(HEX[((word >> (shift * 4)) & 0xf) as usize] as char);
+            }
+        }
+        id
     }
 
     /// Sends a JSON value as is; queued while offline.
@@ -670,7 +843,12 @@ impl<V: JsonValue> Connection<V> {
                 limit: self.config.queue.max_frames,
             }),
             _ => {
-                self.queue.push(frame, now, ttl_ms);
+                self.queue.push(Queued {
+                    frame,
+                    queued_at: now,
+                    expires_at: now.saturating_add(ttl_ms),
+                    publish: None,
+                });
                 Ok(())
             }
         }
@@ -701,8 +879,8 @@ impl<V: JsonValue> Connection<V> {
         for topic in &topics {
             self.send_subscribe(topic);
         }
-        for queued in self.queue.drain() {
-            self.transmits.push_back(Transmit::Send(queued.frame));
+        for frame in self.queue.flush() {
+            self.transmits.push_back(Transmit::Send(frame));
         }
     }
 
@@ -875,12 +1053,26 @@ impl<V: JsonValue> Connection<V> {
     /// Time passed. Early or repeated calls do nothing.
     pub fn handle_timeout(&mut self, now: u64) {
         for queued in self.queue.take_expired(now) {
-            self.events.push_back(Event::Unsent {
-                frame: queued.frame,
-                reason: UnsentReason::Expired {
-                    waited_ms: now - queued.queued_at,
+            let waited_ms = now - queued.queued_at;
+            self.events.push_back(match queued.publish {
+                Some(p) => Event::PublishFailed {
+                    id: p.id,
+                    topic: p.topic,
+                    error: PublishError::Expired {
+                        waited_ms,
+                        sent: p.sent,
+                    },
+                },
+                None => Event::Unsent {
+                    frame: queued.frame,
+                    reason: UnsentReason::Expired { waited_ms },
                 },
             });
+        }
+        if self.transport == Transport::Open {
+            for frame in self.queue.take_due_retries(now) {
+                self.transmits.push_back(Transmit::Send(frame));
+            }
         }
         match self.transport {
             Transport::Opening if self.timers.is_expired(Timer::Connect, now) => {
@@ -934,7 +1126,7 @@ impl<V: JsonValue> Connection<V> {
             self.timers.next_timeout(),
             liveness,
             idle_ping,
-            self.queue.next_expiry(),
+            self.queue.next_deadline(self.transport == Transport::Open),
         ]
         .into_iter()
         .flatten()
@@ -1012,6 +1204,7 @@ impl<V: JsonValue> Connection<V> {
     /// No transport any more: the timers of the other states stop with it.
     fn transport_gone(&mut self) {
         self.transport = Transport::None;
+        self.queue.transport_gone();
         for timer in [Timer::Connect, Timer::Probe, Timer::Stable] {
             self.timers.stop(timer);
         }
@@ -1029,10 +1222,17 @@ impl<V: JsonValue> Connection<V> {
         self.timers.stop(Timer::Stable);
         self.unestablish_subscriptions();
         self.set_state(State::Disconnected, reason, None);
-        for queued in self.queue.drain().collect::<Vec<_>>() {
-            self.events.push_back(Event::Unsent {
-                frame: queued.frame,
-                reason: UnsentReason::Closed,
+        for queued in self.queue.drain() {
+            self.events.push_back(match queued.publish {
+                Some(p) => Event::PublishFailed {
+                    id: p.id,
+                    topic: p.topic,
+                    error: PublishError::Closed { sent: p.sent },
+                },
+                None => Event::Unsent {
+                    frame: queued.frame,
+                    reason: UnsentReason::Closed,
+                },
             });
         }
     }
@@ -1152,7 +1352,21 @@ impl<V: JsonValue> Connection<V> {
                 }
             }
             Inbound::Pong | Inbound::Ignore => {}
-            Inbound::Error(error) => self.events.push_back(Event::ServerError(error)),
+            Inbound::PublishAck {
+                id,
+                topic,
+                position,
+            } => {
+                // A second answer (to a copy sent again) finds nothing.
+                if self.queue.take_publish(&id).is_some() {
+                    self.events.push_back(Event::Published {
+                        id,
+                        topic,
+                        position,
+                    });
+                }
+            }
+            Inbound::Error(error) => self.on_server_error(now, error),
             Inbound::Reconnect {
                 reason,
                 retry_after_ms,
@@ -1168,6 +1382,35 @@ impl<V: JsonValue> Connection<V> {
                 );
             }
             Inbound::Unknown(value) => self.events.push_back(Event::Unknown(value)),
+        }
+    }
+
+    /// An error answering a held publish settles it, or (`publish_unknown`)
+    /// schedules its retry; any other error is the application's.
+    fn on_server_error(&mut self, now: u64, error: ServerError) {
+        let Some(id) = error
+            .id
+            .clone()
+            .filter(|id| self.queue.publish_mut(id).is_some())
+        else {
+            return self.events.push_back(Event::ServerError(error));
+        };
+        if error.code == PUBLISH_UNKNOWN {
+            if let Some(p) = self.queue.publish_mut(&id) {
+                let delay = self.config.backoff.delay_ms(p.unknowns, &mut self.rng);
+                p.unknowns = p.unknowns.saturating_add(1);
+                p.in_flight = false;
+                p.retry_at = Some(now.saturating_add(delay));
+            }
+            // Told, so that a dashboard can show the retry; nothing to do.
+            return self.events.push_back(Event::ServerError(error));
+        }
+        if let Some(p) = self.queue.take_publish(&id) {
+            self.events.push_back(Event::PublishFailed {
+                id,
+                topic: p.topic,
+                error: PublishError::Refused(error),
+            });
         }
     }
 

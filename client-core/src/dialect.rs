@@ -53,8 +53,16 @@ pub trait Dialect<V: JsonValue> {
     fn encode_heartbeat_echo(&self, _timestamp: Option<&V>) -> Option<String> {
         None
     }
-    /// A publication from the client.
-    fn encode_publish(&self, _topic: &str, _data: &V) -> Option<String> {
+    /// Whether the server answers a publish carrying an `id` with
+    /// [`Inbound::PublishAck`] or an [`Inbound::Error`] naming that id; the
+    /// core then keeps each publish until answered and sends it again, with
+    /// the same id, after a reconnect.
+    fn acks_publishes(&self) -> bool {
+        false
+    }
+    /// A publication from the client, carrying `id` where the dialect
+    /// [acks publishes](Self::acks_publishes).
+    fn encode_publish(&self, _topic: &str, _data: &V, _id: Option<&str>) -> Option<String> {
         None
     }
     /// A message told by its header alone, for dialects whose messages carry
@@ -187,6 +195,7 @@ fn server_error<V: JsonValue>(value: &V) -> ServerError {
             .unwrap_or_default(),
         recoverable: value.get_bool("recoverable").unwrap_or(true),
         error_count: value.get_u64("error_count"),
+        id: value.get_str("id"),
     }
 }
 
@@ -271,14 +280,18 @@ impl<V: JsonValue> Dialect<V> for Hublink {
     fn encode_heartbeat_echo(&self, timestamp: Option<&V>) -> Option<String> {
         Some(heartbeat_echo(timestamp))
     }
-    fn encode_publish(&self, topic: &str, data: &V) -> Option<String> {
-        Some(
-            JsonWriter::object()
-                .str("type", "publish")
-                .str("topic", topic)
-                .raw("data", &data.to_json())
-                .finish(),
-        )
+    fn acks_publishes(&self) -> bool {
+        true
+    }
+    fn encode_publish(&self, topic: &str, data: &V, id: Option<&str>) -> Option<String> {
+        let w = JsonWriter::object()
+            .str("type", "publish")
+            .str("topic", topic);
+        let w = match id {
+            Some(id) => w.str("id", id),
+            None => w,
+        };
+        Some(w.raw("data", &data.to_json()).finish())
     }
     fn decode_header<'h>(&self, h: &Header<'h>) -> Option<HeaderMessage<'h>> {
         // Exactly the `message` arm of `decode` below, without its errors.
@@ -356,6 +369,19 @@ impl<V: JsonValue> Dialect<V> for Hublink {
                 timestamp: value.take("timestamp"),
                 active_streams: value.get_u64("active_streams"),
             },
+            "publish_ack" => {
+                let id = require_str(D, &value, "id", "publish_ack")?;
+                let topic = require_str(D, &value, "topic", "publish_ack")?;
+                let (Some(epoch), Some(seq)) = (value.get_str("epoch"), value.get_u64("seq"))
+                else {
+                    return Err(shape(D, &value, "publish_ack has no `seq` and `epoch`"));
+                };
+                Inbound::PublishAck {
+                    id,
+                    topic,
+                    position: Position { epoch, seq },
+                }
+            }
             "pong" => Inbound::Pong,
             "error" => Inbound::Error(server_error(&value)),
             "reconnect" => reconnect(&value),
@@ -648,6 +674,7 @@ impl<V: JsonValue> Dialect<V> for Actions {
                         .unwrap_or_default(),
                     recoverable: value.get_bool("recoverable").unwrap_or(true),
                     error_count: None,
+                    id: None,
                 }),
                 "reconnect" => reconnect(&value),
                 _ => Inbound::Unknown(value),

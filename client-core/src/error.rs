@@ -31,6 +31,12 @@ pub enum Error {
     /// The connection was closed by the application.
     #[error("the connection was closed by the application; call connect() first")]
     Closed,
+    /// A publish id that the protocol does not take.
+    #[error("a publish id is 1 to 128 bytes, not {len}")]
+    InvalidPublishId {
+        /// Its length in bytes.
+        len: usize,
+    },
     /// A dialect name that is not built in.
     #[error("unknown dialect {name:?}: expected one of {}", crate::dialect::DialectKind::names(), name = .0)]
     UnknownDialect(String),
@@ -45,6 +51,7 @@ impl Error {
             Error::Unsupported { .. } => "unsupported",
             Error::InvalidTopic { .. } => "invalid_topic",
             Error::Closed => "closed",
+            Error::InvalidPublishId { .. } => "invalid_publish_id",
             Error::UnknownDialect(_) => "unknown_dialect",
         }
     }

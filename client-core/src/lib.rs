@@ -99,7 +99,8 @@ mod timer;
 
 pub use backoff::BackoffConfig;
 pub use connection::{
-    Config, Connection, Event, HeartbeatConfig, Reason, State, StateChange, Transmit, UnsentReason,
+    Config, Connection, Event, HeartbeatConfig, PublishError, Reason, State, StateChange, Transmit,
+    UnsentReason,
 };
 pub use dialect::{Dialect, DialectKind};
 pub(crate) use error::excerpt;

@@ -60,6 +60,15 @@ pub enum Inbound<V> {
         /// Topics with subscribers on the server node.
         active_streams: Option<u64>,
     },
+    /// The server took a publish that carried an `id`.
+    PublishAck {
+        /// The publish's `id`.
+        id: String,
+        /// Its topic.
+        topic: String,
+        /// Where it is in the topic's stream (a repeat's: the first publish's).
+        position: Position,
+    },
     /// The answer to a ping.
     Pong,
     /// A server error.
@@ -167,6 +176,8 @@ pub struct ServerError {
     pub recoverable: bool,
     /// Errors this connection has caused so far.
     pub error_count: Option<u64>,
+    /// The `id` of the publish this error answers.
+    pub id: Option<String>,
 }
 
 /// Close codes of PROTOCOL.md section 4.

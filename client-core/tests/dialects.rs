@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use hublink_core::{Config, DialectKind, Event, Recovery, ServerError, State};
+use hublink_core::{Config, DialectKind, Event, Position, Recovery, ServerError, State};
 use serde_json::{json, Value};
 
 fn sim(dialect: DialectKind) -> Sim {
@@ -374,6 +374,7 @@ fn power_data_heartbeat_error_and_reconnect_as_the_fastapi_router_sends_them() {
             message: "Hardware temporarily unavailable".into(),
             recoverable: true,
             error_count: Some(2),
+            id: None,
         })]
     );
     assert_eq!(
@@ -433,18 +434,35 @@ fn hublink_canonical_messages_of_protocol_md() {
     );
     assert!(matches!(&events[4], Event::Unknown(v) if v["x"] == 1));
 
-    sim.conn
+    let id = sim
+        .conn
         .publish(
             sim.now,
             "orders",
             &json!({"order_id":"A-17","status":"ready"}),
         )
         .unwrap();
+    assert_eq!(id.len(), 32, "128 bits in hex: {id}");
     assert_eq!(
         sim.take_sent(),
         vec![
-            json!({"type":"publish","topic":"orders","data":{"order_id":"A-17","status":"ready"}})
+            json!({"type":"publish","topic":"orders","id":id,"data":{"order_id":"A-17","status":"ready"}})
         ]
+    );
+    // PROTOCOL.md's publish_ack, with this publish's id.
+    sim.recv(&format!(
+        r#"{{"type":"publish_ack","id":"{id}","topic":"orders","seq":1043,"epoch":"k2x9"}}"#
+    ));
+    assert_eq!(
+        sim.take_events(),
+        vec![Event::Published {
+            id,
+            topic: "orders".into(),
+            position: Position {
+                epoch: "k2x9".into(),
+                seq: 1043
+            }
+        }]
     );
 }
 

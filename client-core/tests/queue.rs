@@ -23,11 +23,13 @@ fn frames_sent_while_offline_go_out_in_order_after_the_resubscribes() {
     sim.conn.subscribe(sim.now, "orders").unwrap();
     sim.conn.connect(sim.now);
     sim.drain();
-    for i in 1..=3 {
-        sim.conn
-            .publish(sim.now, "orders", &json!({"n": i}))
-            .unwrap();
-    }
+    let ids: Vec<String> = (1..=3)
+        .map(|i| {
+            sim.conn
+                .publish(sim.now, "orders", &json!({"n": i}))
+                .unwrap()
+        })
+        .collect();
     assert_eq!(sim.conn.queued(), 3);
     sim.take_transmits();
     sim.conn.handle_open(sim.now);
@@ -36,12 +38,13 @@ fn frames_sent_while_offline_go_out_in_order_after_the_resubscribes() {
         sent,
         vec![
             json!({"type":"subscribe","topic":"orders"}),
-            json!({"type":"publish","topic":"orders","data":{"n":1}}),
-            json!({"type":"publish","topic":"orders","data":{"n":2}}),
-            json!({"type":"publish","topic":"orders","data":{"n":3}}),
+            json!({"type":"publish","topic":"orders","id":ids[0],"data":{"n":1}}),
+            json!({"type":"publish","topic":"orders","id":ids[1],"data":{"n":2}}),
+            json!({"type":"publish","topic":"orders","id":ids[2],"data":{"n":3}}),
         ]
     );
     assert_eq!(sim.conn.queued(), 0);
+    assert_eq!(sim.conn.in_flight(), 3, "kept until answered");
 }
 
 #[test]

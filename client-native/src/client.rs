@@ -1,7 +1,7 @@
 //! The application's side: [`Client`] and [`Subscription`]; [`Events`] lives in `events`.
 
-use crate::driver::{Command, Driver, Outbound, Shared};
-use crate::events::{Events, StateSnapshot};
+use crate::driver::{Command, Driver, Outbound, OutcomeTx, Shared};
+use crate::events::{Events, Published, StateSnapshot};
 use crate::transport::Dialer;
 use crate::{Error, Result};
 use futures_util::Stream;
@@ -162,16 +162,51 @@ impl Client {
         })
     }
 
-    /// Publishes `data` on `topic` (queued while offline). Fails with
-    /// [`hublink_core::Error::QueueFull`] when the offline queue is full, and
-    /// with `Unsupported` on a dialect without publish.
-    pub async fn publish<T: Serialize + ?Sized>(&self, topic: &str, data: &T) -> Result<()> {
+    /// Publishes `data` on `topic` and waits for the server's answer: the
+    /// [`Published`] position, once in the stream however many times the
+    /// client had to send it (the publish carries an id; after a reconnect or
+    /// a `publish_unknown` it is sent again with the same id, and the server
+    /// publishes it once). Queued while offline.
+    ///
+    /// Fails at once with [`hublink_core::Error::QueueFull`] when the queue
+    /// (publishes awaiting their answer included) is full, and with
+    /// `Unsupported` on a dialect without publish. Fails later with
+    /// [`Error::Publish`]: refused by the server (nothing was published), or
+    /// expired or closed unanswered (it may have been published: see
+    /// [`PublishError::maybe_published`](hublink_core::PublishError::maybe_published)).
+    pub async fn publish<T: Serialize + ?Sized>(&self, topic: &str, data: &T) -> Result<Published> {
+        let (tx, rx) = oneshot::channel();
+        self.publish_with(topic, data, Some(tx)).await?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Publishes as [`publish`](Self::publish) does without waiting for the
+    /// answer: returns the publish's id once it is queued or sent; its
+    /// outcome comes as [`Event::Published`](crate::Event::Published) or
+    /// [`Event::PublishFailed`](crate::Event::PublishFailed) with that id.
+    pub async fn queue_publish<T: Serialize + ?Sized>(
+        &self,
+        topic: &str,
+        data: &T,
+    ) -> Result<String> {
+        self.publish_with(topic, data, None).await
+    }
+
+    async fn publish_with<T: Serialize + ?Sized>(
+        &self,
+        topic: &str,
+        data: &T,
+        outcome: OutcomeTx,
+    ) -> Result<String> {
         let data = serde_json::to_value(data).map_err(|e| Error::Serialize(e.to_string()))?;
-        self.send_outbound(Outbound::Publish {
+        let (queued, rx) = oneshot::channel();
+        self.command(Command::Publish {
             topic: topic.to_owned(),
             data,
-        })
-        .await
+            queued,
+            outcome,
+        })?;
+        rx.await.map_err(|_| Error::Closed)?
     }
 
     /// Sends a JSON value as is, for dialect messages the client has no call

@@ -4,7 +4,7 @@
 //! after each input it drains the core's transmits, then its events, exactly
 //! as the drive loop in hublink-core's crate docs says.
 
-use crate::events::{Event, Events, StateSnapshot};
+use crate::events::{Event, Events, Published, StateSnapshot};
 use crate::transport::{Dialer, Transport};
 use crate::{Error, Result};
 use hublink_core::{CloseInfo, Config, Connection, DialectKind, Message, State, Transmit};
@@ -21,10 +21,13 @@ use tokio_tungstenite::tungstenite;
 /// What the application asks to send.
 #[derive(Debug)]
 pub(crate) enum Outbound {
-    Publish { topic: String, data: Value },
     Json(Value),
     GetTopics,
 }
+
+/// Where the outcome of a publish goes: nowhere (it comes as an event only),
+/// or to the `publish` call awaiting it.
+pub(crate) type OutcomeTx = Option<oneshot::Sender<Result<Published>>>;
 
 /// A call from a [`Client`](crate::Client) or a subscription, to the driver.
 #[derive(Debug)]
@@ -39,6 +42,14 @@ pub(crate) enum Command {
         id: u64,
     },
     Send(Outbound, oneshot::Sender<Result<()>>),
+    /// A publish: `queued` answers with its id once the core holds it,
+    /// `outcome` once the server answered it (or it failed).
+    Publish {
+        topic: String,
+        data: Value,
+        queued: oneshot::Sender<Result<String>>,
+        outcome: OutcomeTx,
+    },
     ReconnectNow,
     Close(oneshot::Sender<()>),
 }
@@ -130,6 +141,8 @@ pub(crate) struct Driver {
     socket: Socket,
     closing: Vec<JoinHandle<()>>,
     close_waiters: Vec<oneshot::Sender<()>>,
+    /// The `publish` calls awaiting an outcome, by publish id.
+    outcomes: HashMap<String, oneshot::Sender<Result<Published>>>,
 }
 
 impl Driver {
@@ -160,6 +173,7 @@ impl Driver {
             socket: Socket::None,
             closing: Vec::new(),
             close_waiters: Vec::new(),
+            outcomes: HashMap::new(),
         };
         (driver, state_rx)
     }
@@ -235,6 +249,32 @@ impl Driver {
                     claimed = !list.is_empty();
                 }
                 self.shared.broadcast(&Event::Message(message), claimed);
+            }
+            Event::Published {
+                id,
+                topic,
+                position,
+            } => {
+                if let Some(tx) = self.outcomes.remove(&id) {
+                    let _ = tx.send(Ok(Published {
+                        id: id.clone(),
+                        topic: topic.clone(),
+                        position: position.clone(),
+                    }));
+                }
+                let event = Event::Published {
+                    id,
+                    topic,
+                    position,
+                };
+                self.shared.broadcast(&event, false);
+            }
+            Event::PublishFailed { id, topic, error } => {
+                if let Some(tx) = self.outcomes.remove(&id) {
+                    let _ = tx.send(Err(Error::Publish(error.clone())));
+                }
+                let event = Event::PublishFailed { id, topic, error };
+                self.shared.broadcast(&event, false);
             }
             other => self.shared.broadcast(&other, false),
         }
@@ -338,11 +378,24 @@ impl Driver {
             }
             Command::Send(outbound, reply) => {
                 let result = match outbound {
-                    Outbound::Publish { topic, data } => self.conn.publish(now, &topic, &data),
                     Outbound::Json(value) => self.conn.send_json(now, &value),
                     Outbound::GetTopics => self.conn.request_topics(now),
                 };
                 let _ = reply.send(result.map_err(Error::from));
+            }
+            Command::Publish {
+                topic,
+                data,
+                queued,
+                outcome,
+            } => {
+                let result = self.conn.publish(now, &topic, &data);
+                if let (Ok(id), Some(tx)) = (&result, outcome) {
+                    // Answered no earlier than the next drain: the core's
+                    // outcome events come after this call returns.
+                    self.outcomes.insert(id.clone(), tx);
+                }
+                let _ = queued.send(result.map_err(Error::from));
             }
             Command::ReconnectNow => self.conn.reconnect_now(now),
             Command::Close(reply) => {

@@ -18,6 +18,12 @@ pub enum Error {
     /// The core refused the call (queue full, unsupported by the dialect, bad topic).
     #[error(transparent)]
     Core(#[from] hublink_core::Error),
+    /// A publish that will not be delivered: refused (nothing was
+    /// published), or expired or closed unanswered, which
+    /// [`maybe_published`](hublink_core::PublishError::maybe_published) tells
+    /// apart from nothing having been published.
+    #[error(transparent)]
+    Publish(#[from] hublink_core::PublishError),
     /// A payload could not be turned into JSON.
     #[error("payload does not serialise to JSON: {0}")]
     Serialize(String),

@@ -4,7 +4,7 @@
 //! from both.
 
 use futures_util::Stream;
-use hublink_core::{Reason, State};
+use hublink_core::{Position, Reason, State};
 use serde_json::Value;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -14,6 +14,25 @@ use tokio::sync::mpsc;
 /// [`Subscription`](crate::Subscription): state changes, (re)subscriptions with their recovery,
 /// gaps, decode and server errors, unsent frames.
 pub type Event = hublink_core::Event<Value>;
+
+/// The server's answer to a publish: it is in the topic's stream, once,
+/// at `position` (however many copies the client had to send).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Published {
+    /// The publish's id, as the client chose it.
+    pub id: String,
+    /// The topic.
+    pub topic: String,
+    /// Its position in the topic's stream.
+    pub position: Position,
+}
+
+impl Published {
+    /// The sequence number the server gave it.
+    pub fn seq(&self) -> u64 {
+        self.position.seq
+    }
+}
 
 /// The connection's state with the reason of its last change.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -18,7 +18,9 @@
 //!     .token("eyJhbGciOi…")
 //!     .connect()?;
 //! let mut readings = client.subscribe::<Reading>("machines.CNC-001")?;
-//! client.publish("orders", &serde_json::json!({"order_id": "A-17"})).await?;
+//! // Resolves once the server has it, once, whatever the link did meanwhile.
+//! let published = client.publish("orders", &serde_json::json!({"order_id": "A-17"})).await?;
+//! println!("order at seq {}", published.seq());
 //! while let Some(delivery) = readings.next().await {
 //!     match delivery {
 //!         Ok(d) => println!("#{:?} {:?}", d.seq(), d.data),
@@ -81,10 +83,10 @@ mod transport;
 pub use builder::ClientBuilder;
 pub use client::{Client, Delivery, Subscription};
 pub use error::{BoxError, Error, Result};
-pub use events::{Event, Events, StateSnapshot};
+pub use events::{Event, Events, Published, StateSnapshot};
 /// The core crate, for its less common types.
 pub use hublink_core as core;
 pub use hublink_core::{
     BackoffConfig, CloseInfo, DecodeError, DialectKind, HeartbeatConfig, Message, Position,
-    QueueConfig, Reason, Recovery, ServerError, State, StateChange, UnsentReason,
+    PublishError, QueueConfig, Reason, Recovery, ServerError, State, StateChange, UnsentReason,
 };

@@ -118,13 +118,15 @@ async fn publish_reaches_subscribers_and_the_monitor_sees_everything() {
     let mut events = client.events();
     let mut sub = client.subscribe::<Value>("orders").unwrap();
     next_event(&mut events, |e| matches!(e, Event::Subscribed { .. })).await;
-    client.publish("orders", &json!({"id": 1})).await.unwrap();
+    let published = client.publish("orders", &json!({"id": 1})).await.unwrap();
     let d = tokio::time::timeout(WITHIN, sub.next())
         .await
         .unwrap()
         .unwrap()
         .unwrap();
     assert_eq!(d.data, json!({"id": 1}));
+    assert_eq!(published.topic, "orders");
+    assert_eq!(d.position.as_ref(), Some(&published.position), "the ack names where it went");
     // The monitor gets the message too; plain events do not (it was claimed).
     next_event(&mut monitor, |e| matches!(e, Event::Message(_))).await;
     client.close().await;

@@ -12,7 +12,7 @@ use crate::json::Js;
 use crate::Outputs;
 use alloc::string::String;
 use hublink_core::json::concat;
-use hublink_core::{DecodeError, Event, Reason, UnsentReason};
+use hublink_core::{DecodeError, Event, PublishError, Reason, UnsentReason};
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -40,6 +40,22 @@ export type ReasonName = Reason["name"];
 export type Recovery = "fresh" | "recovered" | "lost";
 /** Why a queued frame was never sent (`UnsentReason` in hublink-core). */
 export type UnsentReason = "expired" | "closed";
+/** Why a publish will not be delivered (`PublishError` in hublink-core). */
+export type PublishFailure = "refused" | "expired" | "closed";
+/** A publish this client will not deliver: refused by the server, or expired or closed unanswered. */
+export interface PublishFailed {
+  type: "publish_failed";
+  id: string;
+  topic: string;
+  reason: PublishFailure;
+  /** The server's error code when refused (`forbidden`, `publish_failed`, ...), else null. */
+  code: string | null;
+  message: string;
+  /** Whether it may have been published all the same; false: nothing was. */
+  maybePublished: boolean;
+  /** How long it waited, when it expired. */
+  waitedMs: number | null;
+}
 /** A position in a topic's stream. */
 export interface Position { epoch: string; seq: number }
 /** A state transition. */
@@ -77,6 +93,8 @@ export type ClientEvent =
   | { type: "server_error"; code: string; message: string; recoverable: boolean; errorCount: number | null }
   | { type: "decode_error"; message: string }
   | { type: "unsent"; frame: string; reason: UnsentReason; waitedMs: number | null }
+  | { type: "published"; id: string; topic: string; seq: number; epoch: string }
+  | PublishFailed
   | { type: "unknown"; data: unknown };
 /**
  * Receives the core's outputs (`Core.drain`, and `REFUSED` from a refused
@@ -177,6 +195,15 @@ pub mod output {
     pub const UNSENT: u32 = 14;
     /// `v` the value.
     pub const UNKNOWN: u32 = 15;
+    /// The publish being made was accepted under the id `a` (before the
+    /// call returns 0).
+    pub const PUBLISH_ID: u32 = 16;
+    /// The server took the publish `a` on topic `b`: `c` epoch, `x` seq.
+    pub const PUBLISHED: u32 = 17;
+    /// The publish `a` on topic `b` failed: `w` = the `PublishFailure`'s
+    /// index | 4 when it may have been published; `c` the server's code and
+    /// `v` its message (refused); `x` waitedMs (expired).
+    pub const PUBLISH_FAILED: u32 = 18;
 }
 
 /// The index of `reason` in `REASON_NAMES` (pkg/src/index.ts), its message and
@@ -329,6 +356,46 @@ pub(crate) fn emit(o: &Outputs, event: Event<Js>) {
                 nan,
                 nan,
                 none,
+            )
+        }
+        Event::Published {
+            id,
+            topic,
+            position,
+        } => {
+            let (a, b, c) = (
+                Some(id.as_str()),
+                Some(topic.as_str()),
+                Some(position.epoch.as_str()),
+            );
+            o.out(PUBLISHED, 0, a, b, c, position.seq as f64, nan, nan, none)
+        }
+        Event::PublishFailed { id, topic, error } => {
+            let w = match error {
+                PublishError::Refused(_) => 0,
+                PublishError::Expired { .. } => 1,
+                PublishError::Closed { .. } => 2,
+            } | u32::from(error.maybe_published()) << 2;
+            let (code, message, waited) = match &error {
+                PublishError::Refused(e) => {
+                    (Some(e.code.as_str()), JsValue::from_str(&e.message), None)
+                }
+                PublishError::Expired { waited_ms, .. } => {
+                    (None, JsValue::UNDEFINED, Some(*waited_ms))
+                }
+                PublishError::Closed { .. } => (None, JsValue::UNDEFINED, None),
+            };
+            let (a, b) = (Some(id.as_str()), Some(topic.as_str()));
+            o.out(
+                PUBLISH_FAILED,
+                w,
+                a,
+                b,
+                code,
+                num(waited),
+                nan,
+                nan,
+                &message,
             )
         }
         Event::Unknown(v) => o.out(UNKNOWN, 0, None, None, None, nan, nan, nan, &v.0),

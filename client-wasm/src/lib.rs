@@ -123,6 +123,9 @@ pub mod input {
     pub const REQUEST_TOPICS: u32 = 17;
     /// [`Core::suspend`](super::Core::suspend).
     pub const SUSPEND: u32 = 18;
+    /// [`Core::republish`](super::Core::republish): `a` the topic, `b` the
+    /// id, `n` the time to live left, `v` the data.
+    pub const REPUBLISH: u32 = 19;
 }
 
 /// The bits [`Core::header`] answers with.
@@ -172,6 +175,7 @@ fn refusal(error: Error) -> (u32, String) {
             refused::CLOSED,
             "the connection was closed by the application; call connect() first".into(),
         ),
+        Error::InvalidPublishId { .. } => (refused::OTHER, "a publish id is 1 to 128 bytes".into()),
         _ => (refused::OTHER, "the call was refused".into()),
     }
 }
@@ -284,18 +288,26 @@ impl Core {
     /// Runs a fallible input: 0, or the [`refused`] code, whose message goes
     /// to `outputs.out` as a `REFUSED` output first.
     fn call(&self, f: impl FnOnce(&mut Connection<Js>) -> hublink_core::Result<()>) -> u32 {
-        match self.with(f) {
-            Ok(()) => 0,
+        let result = self.with(f);
+        self.answer(result.map(|()| None))
+    }
+
+    /// 0, after a `PUBLISH_ID` output with the id when there is one; or the
+    /// [`refused`] code, after a `REFUSED` output with the message.
+    fn answer(&self, result: hublink_core::Result<Option<String>>) -> u32 {
+        let nan = f64::NAN;
+        let none = &JsValue::UNDEFINED;
+        let (kind, text, code) = match result {
+            Ok(None) => return 0,
+            Ok(Some(id)) => (events::output::PUBLISH_ID, id, 0),
             Err(e) => {
                 let (code, message) = refusal(e);
-                let nan = f64::NAN;
-                let refused = events::output::REFUSED;
-                let none = &JsValue::UNDEFINED;
-                self.outputs
-                    .out(refused, 0, Some(&message), None, None, nan, nan, nan, none);
-                code
+                (events::output::REFUSED, message, code)
             }
-        }
+        };
+        self.outputs
+            .out(kind, 0, Some(&text), None, None, nan, nan, nan, none);
+        code
     }
 
     /// Hands every queued transmit and event to `outputs.out`, in order, and
@@ -420,6 +432,7 @@ impl Core {
             input::SUBSCRIBE => return self.subscribe(now, a, b, n),
             input::UNSUBSCRIBE => return self.unsubscribe(now, a).into(),
             input::PUBLISH => return self.publish(now, a, v),
+            input::REPUBLISH => return self.republish(now, a, b, n, v),
             input::SEND => return self.send(now, v),
             input::SEND_TEXT => return self.send_text(now, a.into()),
             input::REQUEST_TOPICS => return self.request_topics(now),
@@ -537,9 +550,19 @@ impl Core {
     }
 
     /// Publishes a JSON value on `topic`; queued while offline. Returns a
-    /// [`refused`] code (`UNSUPPORTED`, `QUEUE_FULL`, `CLOSED`), 0 when done.
+    /// [`refused`] code (`UNSUPPORTED`, `QUEUE_FULL`, `CLOSED`), or 0 after
+    /// a `PUBLISH_ID` output with the publish's id; its outcome is a
+    /// `PUBLISHED` or `PUBLISH_FAILED` output with that id.
     pub fn publish(&self, now: f64, topic: &str, data: JsValue) -> u32 {
-        self.call(|c| c.publish(ms(now), topic, &Js(data)))
+        let result = self.with(|c| c.publish(ms(now), topic, &Js(data)));
+        self.answer(result.map(Some))
+    }
+
+    /// Publishes under an `id` chosen before (the outbox of an earlier page
+    /// load), with `ttl_ms` of its time to live left. Returns as `publish`.
+    pub fn republish(&self, now: f64, topic: &str, id: &str, ttl_ms: f64, data: JsValue) -> u32 {
+        let ttl_ms = opt(ttl_ms).unwrap_or(0);
+        self.call(|c| c.republish(ms(now), id, topic, &Js(data), ttl_ms))
     }
 
     /// Sends a JSON value as is; queued while offline.

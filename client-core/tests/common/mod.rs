@@ -168,6 +168,10 @@ pub struct FakeServer {
     pub window: usize,
     topics: HashMap<String, Vec<(u64, Value)>>,
     subscribed: Vec<String>,
+    /// The dedupe window: `(topic, id)` to the seq its first publish got.
+    pub ids: HashMap<(String, String), u64>,
+    /// Publishes answered from the window instead of published again.
+    pub repeats: u64,
 }
 
 impl FakeServer {
@@ -177,6 +181,8 @@ impl FakeServer {
             window,
             topics: HashMap::new(),
             subscribed: Vec::new(),
+            ids: HashMap::new(),
+            repeats: 0,
         }
     }
 
@@ -191,6 +197,14 @@ impl FakeServer {
         self.epoch = epoch.to_owned();
         self.topics.clear();
         self.subscribed.clear();
+    }
+
+    /// The payloads in `topic`'s history, oldest first.
+    pub fn history(&self, topic: &str) -> Vec<Value> {
+        self.topics
+            .get(topic)
+            .map(|h| h.iter().map(|(_, d)| d.clone()).collect())
+            .unwrap_or_default()
     }
 
     fn latest(&self, topic: &str) -> u64 {
@@ -246,6 +260,30 @@ impl FakeServer {
                 out
             }
             Some("ping") => vec![json!({"type":"pong"}).to_string()],
+            Some("publish") => {
+                let topic = frame["topic"].as_str().unwrap().to_owned();
+                let mut out = Vec::new();
+                let seq = match frame["id"].as_str() {
+                    Some(id) => match self.ids.get(&(topic.clone(), id.to_owned())) {
+                        Some(&seq) => {
+                            self.repeats += 1;
+                            seq
+                        }
+                        None => {
+                            out.extend(self.publish(&topic, frame["data"].clone()));
+                            let seq = self.latest(&topic);
+                            self.ids.insert((topic.clone(), id.to_owned()), seq);
+                            seq
+                        }
+                    },
+                    None => {
+                        out.extend(self.publish(&topic, frame["data"].clone()));
+                        return out;
+                    }
+                };
+                out.push(json!({"type":"publish_ack","id":frame["id"],"topic":topic,"seq":seq,"epoch":self.epoch}).to_string());
+                out
+            }
             _ => Vec::new(),
         }
     }

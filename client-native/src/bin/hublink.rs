@@ -547,7 +547,11 @@ async fn publish(
     printer: &Printer,
 ) -> Stop {
     match common.dialect.parse::<DialectKind>() {
-        Ok(d) if d.build::<Value>().encode_publish(&topic, &Value::Null).is_none() => {
+        Ok(d)
+            if d.build::<Value>()
+                .encode_publish(&topic, &Value::Null, None)
+                .is_none() =>
+        {
             return Stop::usage(format!(
                 "the {d} dialect cannot publish: of the built-in dialects only hublink has a publish message"
             ))
@@ -574,72 +578,79 @@ async fn publish(
     let result = async {
         connect_for_publish(&client, &common, deadline, timeout).await?;
         let confirms = client.subprotocol().as_deref() == Some(SUBPROTOCOL);
+        if confirms {
+            // Answered with publish_ack: sent again with the same id after a
+            // reconnect or a publish_unknown, so published once, until the
+            // deadline.
+            return match tokio::time::timeout_at(deadline, client.publish(&topic, &data)).await {
+                Ok(Ok(published)) => Ok(Some(published)),
+                Ok(Err(hublink::Error::Publish(e))) => Err(Stop::failed(
+                    if e.maybe_published() {
+                        "publish_unknown"
+                    } else {
+                        "publish_rejected"
+                    },
+                    e.to_string(),
+                )),
+                Ok(Err(e)) => Err(Stop::failed("publish_failed", e.to_string())),
+                Err(_) => Err(Stop::failed(
+                    "timeout",
+                    format!(
+                        "no answer to the publish within {} ms; it may have been published",
+                        timeout.as_millis()
+                    ),
+                )),
+            };
+        }
         client
-            .publish(&topic, &data)
+            .queue_publish(&topic, &data)
             .await
             .map_err(|e| Stop::failed("publish_failed", e.to_string()))?;
-        // Answered in order by a hublink.v1 server: an error before the
-        // answer is the publish's, the answer means it was processed.
-        let _ = client.request_topics().await;
-        let window = if confirms {
-            deadline
-        } else {
-            deadline.min(Instant::now() + UNCONFIRMED_WAIT)
-        };
+        // No acks without hublink.v1: a server error within a second is
+        // taken for the publish's.
+        let window = deadline.min(Instant::now() + UNCONFIRMED_WAIT);
         let answer = tokio::time::timeout_at(window, async {
             loop {
                 match events.next().await {
-                    Some(Event::Topics(_)) => return Ok(()),
                     Some(Event::ServerError(e)) => {
-                        return Err(Stop::failed(
+                        return Stop::failed(
                             "publish_rejected",
                             format!(
                                 "the server rejected the publish: {} ({})",
                                 e.message, e.code
                             ),
-                        ))
-                    }
-                    Some(Event::StateChanged(c)) if c.from == State::Connected => {
-                        return Err(Stop::failed(
-                            "connection_lost",
-                            format!(
-                                "the connection dropped before the publish was confirmed ({})",
-                                describe(&c.reason)
-                            ),
-                        ))
+                        )
                     }
                     Some(_) => {}
                     None => {
-                        return Err(Stop::failed(
-                            "connection_lost",
-                            "the client stopped".to_owned(),
-                        ))
+                        return Stop::failed("connection_lost", "the client stopped".to_owned())
                     }
                 }
             }
         })
         .await;
-        match (confirms, answer) {
-            (_, Ok(Err(stop))) => Err(stop),
-            (true, Ok(Ok(()))) => Ok(true),
-            (true, Err(_)) => Err(Stop::failed(
-                "timeout",
-                format!("sent, but not confirmed within {} ms", timeout.as_millis()),
-            )),
-            (false, _) => Ok(false),
+        match answer {
+            Ok(stop) => Err(stop),
+            Err(_) => Ok(None),
         }
     }
     .await;
     client.close().await;
     let printed = match result {
         Err(stop) => return stop,
-        Ok(true) => if printer.json {
-            printer.line(json!({"event": "published", "topic": topic, "confirmed": true}))
+        Ok(Some(p)) => if printer.json {
+            printer.line(
+                json!({"event": "published", "topic": topic, "confirmed": true,
+                "id": p.id, "seq": p.position.seq, "epoch": p.position.epoch}),
+            )
         } else {
-            printer.text(&format!("published to {topic}"))
+            printer.text(&format!(
+                "published to {topic} at #{} ({})",
+                p.position.seq, p.position.epoch
+            ))
         }
         .map(|()| Stop::ok("published")),
-        Ok(false) => {
+        Ok(None) => {
             let detail = format!(
                 "the server did not select the {SUBPROTOCOL} subprotocol, so it gives no \
                  confirmation (a seed backend, or a proxy that drops the header)"
@@ -912,6 +923,24 @@ impl Printer {
                     format!("not sent ({why}): {frame}"),
                 )
             }
+            Event::Published {
+                id,
+                topic,
+                position,
+            } => (
+                json!({"event": "published", "id": id, "topic": topic,
+                       "seq": position.seq, "epoch": position.epoch}),
+                format!(
+                    "published {id} to {topic} at #{} ({})",
+                    position.seq, position.epoch
+                ),
+            ),
+            Event::PublishFailed { id, topic, error } => (
+                json!({"event": "publish_failed", "id": id, "topic": topic,
+                       "reason": error.name(), "maybe_published": error.maybe_published(),
+                       "error": error.to_string()}),
+                format!("publish {id} to {topic} failed: {error}"),
+            ),
             Event::Unknown(v) => (
                 json!({"event": "unknown", "data": v}),
                 format!("unknown message: {v}"),
