@@ -246,10 +246,15 @@ impl UnsentReason {
 /// Why a publish will not be delivered by this client.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PublishError {
-    /// The server refused it (`forbidden`, `invalid_topic`, `message_too_big`,
-    /// `publish_failed`, ...): nothing was published.
-    #[error("the server refused the publish ({}: {}); nothing was published", .0.code, .0.message)]
-    Refused(ServerError),
+    /// The server refused it: nothing was published.
+    #[error("the server refused the publish ({code}: {message}); nothing was published")]
+    Refused {
+        /// Its error code (`forbidden`, `invalid_topic`, `message_too_big`,
+        /// `publish_failed`, ...).
+        code: String,
+        /// What it said.
+        message: String,
+    },
     /// It was unanswered for longer than its time to live (counted from the
     /// `publish`, across resends).
     #[error("no answer to the publish within {waited_ms} ms; {}", maybe(.sent))]
@@ -274,7 +279,7 @@ impl PublishError {
     /// `refused`, `expired` or `closed`, as the TypeScript types spell it.
     pub fn name(&self) -> &'static str {
         match self {
-            PublishError::Refused(_) => "refused",
+            PublishError::Refused { .. } => "refused",
             PublishError::Expired { .. } => "expired",
             PublishError::Closed { .. } => "closed",
         }
@@ -284,7 +289,7 @@ impl PublishError {
     /// nothing was.
     pub fn maybe_published(&self) -> bool {
         match self {
-            PublishError::Refused(_) => false,
+            PublishError::Refused { .. } => false,
             PublishError::Expired { sent, .. } | PublishError::Closed { sent } => *sent,
         }
     }
@@ -491,6 +496,8 @@ pub struct Connection<V: JsonValue> {
     observed_heartbeat: ObservedHeartbeat,
     subs: Subscriptions,
     queue: OutboundQueue,
+    /// `publish_unknown` answers since the last ack: the resend's backoff step.
+    unknowns: u32,
     transmits: Fifo<Transmit>,
     events: Fifo<Event<V>>,
 }
@@ -525,6 +532,7 @@ impl<V: JsonValue> Connection<V> {
             observed_heartbeat: ObservedHeartbeat::default(),
             subs: Subscriptions::default(),
             queue: OutboundQueue::default(),
+            unknowns: 0,
             transmits: Fifo::default(),
             events: Fifo::default(),
         }
@@ -730,15 +738,24 @@ impl<V: JsonValue> Connection<V> {
     pub fn publish(&mut self, now: u64, topic: &str, data: &V) -> Result<String> {
         let id = self.new_publish_id();
         let ttl_ms = self.config.queue.ttl_ms;
-        self.publish_as(now, &id, topic, data, ttl_ms, false)?;
+        self.enqueue_publish(now, &id, topic, data, ttl_ms, false)?;
         Ok(id)
+    }
+
+    /// As [`publish`](Self::publish), under an `id` the shell chose (1 to
+    /// 128 bytes, unique: the browser shell draws 128 bits from
+    /// `crypto.getRandomValues`, as its tabs in shared mode do).
+    pub fn publish_as(&mut self, now: u64, id: &str, topic: &str, data: &V) -> Result<()> {
+        let ttl_ms = self.config.queue.ttl_ms;
+        self.enqueue_publish(now, id, topic, data, ttl_ms, false)
     }
 
     /// Publishes under an `id` chosen before, with `ttl_ms` left of its time
     /// to live: the durable outbox of a shell that restarted hands back what
     /// was unanswered. It counts as possibly published already (a failure
     /// says so), and the server answers a repeat within its dedupe window
-    /// with the first publish's position.
+    /// with the first publish's position. An id held already is not queued
+    /// twice.
     pub fn republish(
         &mut self,
         now: u64,
@@ -747,13 +764,10 @@ impl<V: JsonValue> Connection<V> {
         data: &V,
         ttl_ms: u64,
     ) -> Result<()> {
-        if id.is_empty() || id.len() > MAX_PUBLISH_ID_BYTES {
-            return Err(Error::InvalidPublishId { len: id.len() });
-        }
-        self.publish_as(now, id, topic, data, ttl_ms, true)
+        self.enqueue_publish(now, id, topic, data, ttl_ms, true)
     }
 
-    fn publish_as(
+    fn enqueue_publish(
         &mut self,
         now: u64,
         id: &str,
@@ -763,6 +777,9 @@ impl<V: JsonValue> Connection<V> {
         sent: bool,
     ) -> Result<()> {
         check_topic(topic)?;
+        if id.is_empty() || id.len() > MAX_PUBLISH_ID_BYTES {
+            return Err(Error::InvalidPublishId { len: id.len() });
+        }
         let acks = self.dialect.acks_publishes();
         let frame = self
             .dialect
@@ -776,6 +793,10 @@ impl<V: JsonValue> Connection<V> {
         }
         if self.state == State::Disconnected {
             return Err(Error::Closed);
+        }
+        if self.queue.publish_mut(id).is_some() {
+            // Held already (a shell that handed it over twice): one copy.
+            return Ok(());
         }
         if self.queue.len() >= self.config.queue.max_frames {
             return Err(Error::QueueFull {
@@ -879,6 +900,10 @@ impl<V: JsonValue> Connection<V> {
         for topic in &topics {
             self.send_subscribe(topic);
         }
+        self.flush_queue();
+    }
+
+    fn flush_queue(&mut self) {
         for frame in self.queue.flush() {
             self.transmits.push_back(Transmit::Send(frame));
         }
@@ -1052,27 +1077,11 @@ impl<V: JsonValue> Connection<V> {
 
     /// Time passed. Early or repeated calls do nothing.
     pub fn handle_timeout(&mut self, now: u64) {
-        for queued in self.queue.take_expired(now) {
-            let waited_ms = now - queued.queued_at;
-            self.events.push_back(match queued.publish {
-                Some(p) => Event::PublishFailed {
-                    id: p.id,
-                    topic: p.topic,
-                    error: PublishError::Expired {
-                        waited_ms,
-                        sent: p.sent,
-                    },
-                },
-                None => Event::Unsent {
-                    frame: queued.frame,
-                    reason: UnsentReason::Expired { waited_ms },
-                },
-            });
-        }
-        if self.transport == Transport::Open {
-            for frame in self.queue.take_due_retries(now) {
-                self.transmits.push_back(Transmit::Send(frame));
-            }
+        let expired = self.queue.take_expired(now);
+        self.unsent(expired, Some(now));
+        if self.timers.is_expired(Timer::Resend, now) {
+            self.timers.stop(Timer::Resend);
+            self.flush_queue();
         }
         match self.transport {
             Transport::Opening if self.timers.is_expired(Timer::Connect, now) => {
@@ -1126,7 +1135,7 @@ impl<V: JsonValue> Connection<V> {
             self.timers.next_timeout(),
             liveness,
             idle_ping,
-            self.queue.next_deadline(self.transport == Transport::Open),
+            self.queue.next_expiry(),
         ]
         .into_iter()
         .flatten()
@@ -1189,13 +1198,17 @@ impl<V: JsonValue> Connection<V> {
         let armed = |timer| self.timers.get(timer).is_some();
         match self.transport {
             Transport::None => {
-                !armed(Timer::Connect) && !armed(Timer::Probe) && !armed(Timer::Stable)
+                !armed(Timer::Connect)
+                    && !armed(Timer::Probe)
+                    && !armed(Timer::Stable)
+                    && !armed(Timer::Resend)
             }
             Transport::Opening => {
                 armed(Timer::Connect)
                     && !armed(Timer::Retry)
                     && !armed(Timer::Probe)
                     && !armed(Timer::Stable)
+                    && !armed(Timer::Resend)
             }
             Transport::Open => !armed(Timer::Connect) && !armed(Timer::Retry),
         }
@@ -1205,7 +1218,7 @@ impl<V: JsonValue> Connection<V> {
     fn transport_gone(&mut self) {
         self.transport = Transport::None;
         self.queue.transport_gone();
-        for timer in [Timer::Connect, Timer::Probe, Timer::Stable] {
+        for timer in [Timer::Connect, Timer::Probe, Timer::Stable, Timer::Resend] {
             self.timers.stop(timer);
         }
     }
@@ -1222,15 +1235,35 @@ impl<V: JsonValue> Connection<V> {
         self.timers.stop(Timer::Stable);
         self.unestablish_subscriptions();
         self.set_state(State::Disconnected, reason, None);
-        for queued in self.queue.drain() {
-            self.events.push_back(match queued.publish {
-                Some(p) => Event::PublishFailed {
+        let all = self.queue.drain();
+        self.unsent(all, None);
+    }
+
+    /// Reports frames that will not be sent and publishes that will not be
+    /// answered: expired at `now`, or (`None`) closed.
+    fn unsent(&mut self, frames: Vec<Queued>, expired_at: Option<u64>) {
+        for q in frames {
+            let waited = expired_at.map(|now| now - q.queued_at);
+            self.events.push_back(match (q.publish, waited) {
+                (Some(p), Some(waited_ms)) => Event::PublishFailed {
+                    id: p.id,
+                    topic: p.topic,
+                    error: PublishError::Expired {
+                        waited_ms,
+                        sent: p.sent,
+                    },
+                },
+                (Some(p), None) => Event::PublishFailed {
                     id: p.id,
                     topic: p.topic,
                     error: PublishError::Closed { sent: p.sent },
                 },
-                None => Event::Unsent {
-                    frame: queued.frame,
+                (None, Some(waited_ms)) => Event::Unsent {
+                    frame: q.frame,
+                    reason: UnsentReason::Expired { waited_ms },
+                },
+                (None, None) => Event::Unsent {
+                    frame: q.frame,
                     reason: UnsentReason::Closed,
                 },
             });
@@ -1359,6 +1392,7 @@ impl<V: JsonValue> Connection<V> {
             } => {
                 // A second answer (to a copy sent again) finds nothing.
                 if self.queue.take_publish(&id).is_some() {
+                    self.unknowns = 0;
                     self.events.push_back(Event::Published {
                         id,
                         topic,
@@ -1396,11 +1430,16 @@ impl<V: JsonValue> Connection<V> {
             return self.events.push_back(Event::ServerError(error));
         };
         if error.code == PUBLISH_UNKNOWN {
+            // Sent again, with the others so answered, after a backoff step
+            // that grows while the server keeps not knowing.
             if let Some(p) = self.queue.publish_mut(&id) {
-                let delay = self.config.backoff.delay_ms(p.unknowns, &mut self.rng);
-                p.unknowns = p.unknowns.saturating_add(1);
                 p.in_flight = false;
-                p.retry_at = Some(now.saturating_add(delay));
+            }
+            if self.timers.get(Timer::Resend).is_none() {
+                let step = self.unknowns;
+                self.unknowns = step.saturating_add(1);
+                let delay = self.config.backoff.delay_ms(step, &mut self.rng);
+                self.timers.set(Timer::Resend, now.saturating_add(delay));
             }
             // Told, so that a dashboard can show the retry; nothing to do.
             return self.events.push_back(Event::ServerError(error));
@@ -1409,7 +1448,10 @@ impl<V: JsonValue> Connection<V> {
             self.events.push_back(Event::PublishFailed {
                 id,
                 topic: p.topic,
-                error: PublishError::Refused(error),
+                error: PublishError::Refused {
+                    code: error.code,
+                    message: error.message,
+                },
             });
         }
     }

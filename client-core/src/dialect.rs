@@ -369,19 +369,25 @@ impl<V: JsonValue> Dialect<V> for Hublink {
                 timestamp: value.take("timestamp"),
                 active_streams: value.get_u64("active_streams"),
             },
-            "publish_ack" => {
-                let id = require_str(D, &value, "id", "publish_ack")?;
-                let topic = require_str(D, &value, "topic", "publish_ack")?;
-                let (Some(epoch), Some(seq)) = (value.get_str("epoch"), value.get_u64("seq"))
-                else {
-                    return Err(shape(D, &value, "publish_ack has no `seq` and `epoch`"));
-                };
-                Inbound::PublishAck {
+            "publish_ack" => match (
+                value.get_str("id"),
+                value.get_str("topic"),
+                value.get_str("epoch"),
+                value.get_u64("seq"),
+            ) {
+                (Some(id), Some(topic), Some(epoch), Some(seq)) => Inbound::PublishAck {
                     id,
                     topic,
                     position: Position { epoch, seq },
+                },
+                _ => {
+                    return Err(shape(
+                        D,
+                        &value,
+                        "publish_ack needs string `id`, `topic`, `epoch` and integer `seq`",
+                    ))
                 }
-            }
+            },
             "pong" => Inbound::Pong,
             "error" => Inbound::Error(server_error(&value)),
             "reconnect" => reconnect(&value),

@@ -83,12 +83,10 @@ pub(crate) struct Pending {
     pub(crate) topic: String,
     /// A transport took it at least once: unanswered, it may have been published.
     pub(crate) sent: bool,
-    /// Sent on the current transport and not answered yet.
+    /// Sent on the current transport and not answered yet (a
+    /// `publish_unknown` answer clears it: sent again at the next
+    /// [`flush`](OutboundQueue::flush)).
     pub(crate) in_flight: bool,
-    /// After a `publish_unknown`: when to send it again on this transport.
-    pub(crate) retry_at: Option<u64>,
-    /// `publish_unknown` answers so far: the step of the retry's backoff.
-    pub(crate) unknowns: u32,
 }
 
 impl Pending {
@@ -98,8 +96,6 @@ impl Pending {
             topic,
             sent,
             in_flight: false,
-            retry_at: None,
-            unknowns: 0,
         }
     }
 }
@@ -132,53 +128,43 @@ impl OutboundQueue {
         self.frames.push(queued);
     }
 
-    /// The earliest expiry, and with `open`, the earliest retry.
-    pub(crate) fn next_deadline(&self, open: bool) -> Option<u64> {
-        let retry = |q: &Queued| q.publish.as_ref().and_then(|p| p.retry_at).filter(|_| open);
-        self.frames
-            .iter()
-            .flat_map(|q| [Some(q.expires_at), retry(q)])
-            .flatten()
-            .min()
+    /// The earliest expiry.
+    pub(crate) fn next_expiry(&self) -> Option<u64> {
+        self.frames.iter().map(|q| q.expires_at).min()
     }
 
     /// Removes and returns the frames expired at `now`, in queue order.
     pub(crate) fn take_expired(&mut self, now: u64) -> Vec<Queued> {
-        self.take_where(|q| q.expires_at <= now)
+        let mut expired = Vec::new();
+        let mut i = 0;
+        while i < self.frames.len() {
+            if self.frames[i].expires_at <= now {
+                expired.push(self.frames.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        expired
     }
 
-    /// A new transport is open: every frame to send on it, in queue order.
-    /// Plain frames leave the queue; publishes stay, in flight.
+    /// Every frame to send on the open transport, in queue order: all of
+    /// them on a new one, those a `publish_unknown` answered on the current
+    /// one. Plain frames leave the queue; publishes stay, in flight.
     pub(crate) fn flush(&mut self) -> Vec<String> {
         let mut out = Vec::new();
-        self.frames.retain_mut(|q| match &mut q.publish {
-            Some(p) => {
-                p.sent = true;
-                p.in_flight = true;
-                p.retry_at = None;
-                out.push(q.frame.clone());
-                true
-            }
-            None => {
-                out.push(core::mem::take(&mut q.frame));
-                false
-            }
-        });
-        out
-    }
-
-    /// The publishes whose retry is due at `now`, sent again: in flight.
-    pub(crate) fn take_due_retries(&mut self, now: u64) -> Vec<String> {
-        let mut out = Vec::new();
-        for q in &mut self.frames {
-            if let Some(p) = q
-                .publish
-                .as_mut()
-                .filter(|p| p.retry_at.is_some_and(|t| t <= now))
-            {
-                p.retry_at = None;
-                p.in_flight = true;
-                out.push(q.frame.clone());
+        let mut i = 0;
+        while i < self.frames.len() {
+            let q = &mut self.frames[i];
+            match &mut q.publish {
+                Some(p) => {
+                    if !p.in_flight {
+                        p.sent = true;
+                        p.in_flight = true;
+                        out.push(q.frame.clone());
+                    }
+                    i += 1;
+                }
+                None => out.push(self.frames.remove(i).frame),
             }
         }
         out
@@ -201,30 +187,17 @@ impl OutboundQueue {
 
     /// Removes and returns the publish `id`: the server answered it.
     pub(crate) fn take_publish(&mut self, id: &str) -> Option<Pending> {
-        let at = self
-            .frames
-            .iter()
-            .position(|q| q.publish.as_ref().is_some_and(|p| p.id == id))?;
-        self.frames.remove(at).publish
+        for i in 0..self.frames.len() {
+            if self.frames[i].publish.as_ref().is_some_and(|p| p.id == id) {
+                return self.frames.remove(i).publish;
+            }
+        }
+        None
     }
 
     /// Removes and returns everything, in order.
     pub(crate) fn drain(&mut self) -> Vec<Queued> {
         core::mem::take(&mut self.frames)
-    }
-
-    fn take_where(&mut self, mut pred: impl FnMut(&Queued) -> bool) -> Vec<Queued> {
-        let mut taken = Vec::new();
-        let mut kept = Vec::new();
-        for q in self.frames.drain(..) {
-            if pred(&q) {
-                taken.push(q);
-            } else {
-                kept.push(q);
-            }
-        }
-        self.frames = kept;
-        taken
     }
 }
 

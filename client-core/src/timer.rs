@@ -2,7 +2,7 @@
 //! caller's milliseconds (the core has no clock of its own).
 //!
 //! Each slot belongs to one transport state: `Connect` to `Opening`, `Retry`
-//! to no transport, `Probe` and `Stable` to an open one; the connection
+//! to no transport, `Probe`, `Stable` and `Resend` to an open one; the connection
 //! stops a slot when it leaves that state, so the earliest armed slot is
 //! always one that [`handle_timeout`](crate::Connection::handle_timeout)
 //! acts on. The liveness deadline and the idle ping are not stored: they
@@ -20,10 +20,13 @@ pub(crate) enum Timer {
     Probe = 2,
     /// Connected for `stable_after_ms`: the attempt count starts again.
     Stable = 3,
+    /// The backoff after a `publish_unknown` is over: send the publishes
+    /// that wait on the open transport again.
+    Resend = 4,
 }
 
 impl Timer {
-    const COUNT: usize = 4;
+    const COUNT: usize = 5;
 }
 
 /// One optional deadline per [`Timer`].

@@ -296,10 +296,10 @@ fn a_refused_publish_fails_once_and_is_never_sent_again() {
     sim.recv_json(json!({"type":"error","code":"forbidden","id":id,
         "message":"this token may not publish to \"admin\"","recoverable":true}));
     let got = outcomes(&sim.take_events());
-    let Err(PublishError::Refused(error)) = &got[0].1 else {
+    let Err(PublishError::Refused { code, .. }) = &got[0].1 else {
         panic!("{got:?}");
     };
-    assert_eq!(error.code, "forbidden");
+    assert_eq!(code, "forbidden");
     assert_eq!(
         got[0].1.as_ref().unwrap_err().to_string(),
         "the server refused the publish (forbidden: this token may not publish to \"admin\"); nothing was published"

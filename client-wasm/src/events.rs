@@ -195,15 +195,12 @@ pub mod output {
     pub const UNSENT: u32 = 14;
     /// `v` the value.
     pub const UNKNOWN: u32 = 15;
-    /// The publish being made was accepted under the id `a` (before the
-    /// call returns 0).
-    pub const PUBLISH_ID: u32 = 16;
     /// The server took the publish `a` on topic `b`: `c` epoch, `x` seq.
-    pub const PUBLISHED: u32 = 17;
+    pub const PUBLISHED: u32 = 16;
     /// The publish `a` on topic `b` failed: `w` = the `PublishFailure`'s
     /// index | 4 when it may have been published; `c` the server's code and
     /// `v` its message (refused); `x` waitedMs (expired).
-    pub const PUBLISH_FAILED: u32 = 18;
+    pub const PUBLISH_FAILED: u32 = 17;
 }
 
 /// The index of `reason` in `REASON_NAMES` (pkg/src/index.ts), its message and
@@ -371,19 +368,19 @@ pub(crate) fn emit(o: &Outputs, event: Event<Js>) {
             o.out(PUBLISHED, 0, a, b, c, position.seq as f64, nan, nan, none)
         }
         Event::PublishFailed { id, topic, error } => {
-            let w = match error {
-                PublishError::Refused(_) => 0,
-                PublishError::Expired { .. } => 1,
-                PublishError::Closed { .. } => 2,
-            } | u32::from(error.maybe_published()) << 2;
-            let (code, message, waited) = match &error {
-                PublishError::Refused(e) => {
-                    (Some(e.code.as_str()), JsValue::from_str(&e.message), None)
+            let (w, code, message, waited) = match &error {
+                PublishError::Refused { code, message } => {
+                    (0, Some(code.as_str()), JsValue::from_str(message), None)
                 }
-                PublishError::Expired { waited_ms, .. } => {
-                    (None, JsValue::UNDEFINED, Some(*waited_ms))
+                PublishError::Expired { waited_ms, sent } => (
+                    1 | u32::from(*sent) << 2,
+                    None,
+                    JsValue::UNDEFINED,
+                    Some(*waited_ms),
+                ),
+                PublishError::Closed { sent } => {
+                    (2 | u32::from(*sent) << 2, None, JsValue::UNDEFINED, None)
                 }
-                PublishError::Closed { .. } => (None, JsValue::UNDEFINED, None),
             };
             let (a, b) = (Some(id.as_str()), Some(topic.as_str()));
             o.out(

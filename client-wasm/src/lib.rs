@@ -113,7 +113,7 @@ pub mod input {
     pub const SUBSCRIBE: u32 = 12;
     /// [`Core::unsubscribe`](super::Core::unsubscribe): `a` the topic.
     pub const UNSUBSCRIBE: u32 = 13;
-    /// [`Core::publish`](super::Core::publish): `a` the topic, `v` the data.
+    /// [`Core::publish`](super::Core::publish): `a` the topic, `b` the id, `v` the data.
     pub const PUBLISH: u32 = 14;
     /// [`Core::send`](super::Core::send): `v` the value.
     pub const SEND: u32 = 15;
@@ -288,26 +288,18 @@ impl Core {
     /// Runs a fallible input: 0, or the [`refused`] code, whose message goes
     /// to `outputs.out` as a `REFUSED` output first.
     fn call(&self, f: impl FnOnce(&mut Connection<Js>) -> hublink_core::Result<()>) -> u32 {
-        let result = self.with(f);
-        self.answer(result.map(|()| None))
-    }
-
-    /// 0, after a `PUBLISH_ID` output with the id when there is one; or the
-    /// [`refused`] code, after a `REFUSED` output with the message.
-    fn answer(&self, result: hublink_core::Result<Option<String>>) -> u32 {
-        let nan = f64::NAN;
-        let none = &JsValue::UNDEFINED;
-        let (kind, text, code) = match result {
-            Ok(None) => return 0,
-            Ok(Some(id)) => (events::output::PUBLISH_ID, id, 0),
+        match self.with(f) {
+            Ok(()) => 0,
             Err(e) => {
                 let (code, message) = refusal(e);
-                (events::output::REFUSED, message, code)
+                let nan = f64::NAN;
+                let refused = events::output::REFUSED;
+                let none = &JsValue::UNDEFINED;
+                self.outputs
+                    .out(refused, 0, Some(&message), None, None, nan, nan, nan, none);
+                code
             }
-        };
-        self.outputs
-            .out(kind, 0, Some(&text), None, None, nan, nan, nan, none);
-        code
+        }
     }
 
     /// Hands every queued transmit and event to `outputs.out`, in order, and
@@ -431,7 +423,7 @@ impl Core {
             input::NETWORK_OFFLINE => self.network_offline(now),
             input::SUBSCRIBE => return self.subscribe(now, a, b, n),
             input::UNSUBSCRIBE => return self.unsubscribe(now, a).into(),
-            input::PUBLISH => return self.publish(now, a, v),
+            input::PUBLISH => return self.publish(now, a, b, v),
             input::REPUBLISH => return self.republish(now, a, b, n, v),
             input::SEND => return self.send(now, v),
             input::SEND_TEXT => return self.send_text(now, a.into()),
@@ -549,20 +541,24 @@ impl Core {
         self.with(|c| c.unsubscribe(ms(now), topic))
     }
 
-    /// Publishes a JSON value on `topic`; queued while offline. Returns a
-    /// [`refused`] code (`UNSUPPORTED`, `QUEUE_FULL`, `CLOSED`), or 0 after
-    /// a `PUBLISH_ID` output with the publish's id; its outcome is a
-    /// `PUBLISHED` or `PUBLISH_FAILED` output with that id.
-    pub fn publish(&self, now: f64, topic: &str, data: JsValue) -> u32 {
-        let result = self.with(|c| c.publish(ms(now), topic, &Js(data)));
-        self.answer(result.map(Some))
+    /// Publishes a JSON value on `topic` under `id` (128 random bits the TS
+    /// layer drew from `crypto.getRandomValues`); queued while offline.
+    /// Returns a [`refused`] code (`UNSUPPORTED`, `QUEUE_FULL`, `CLOSED`), 0
+    /// when done; the outcome is a `PUBLISHED` or `PUBLISH_FAILED` output
+    /// with that id.
+    pub fn publish(&self, now: f64, topic: &str, id: &str, data: JsValue) -> u32 {
+        self.call(|c| c.publish_as(ms(now), id, topic, &Js(data)))
     }
 
     /// Publishes under an `id` chosen before (the outbox of an earlier page
-    /// load), with `ttl_ms` of its time to live left. Returns as `publish`.
+    /// load, a tab's publish through the shared connection), with `ttl_ms`
+    /// of its time to live left (`NaN`: the queue's). Returns a [`refused`]
+    /// code, 0 when done; an id held already is not queued twice.
     pub fn republish(&self, now: f64, topic: &str, id: &str, ttl_ms: f64, data: JsValue) -> u32 {
-        let ttl_ms = opt(ttl_ms).unwrap_or(0);
-        self.call(|c| c.republish(ms(now), id, topic, &Js(data), ttl_ms))
+        self.call(|c| {
+            let ttl_ms = opt(ttl_ms).unwrap_or(c.config().queue.ttl_ms);
+            c.republish(ms(now), id, topic, &Js(data), ttl_ms)
+        })
     }
 
     /// Sends a JSON value as is; queued while offline.

@@ -23,7 +23,8 @@ fn recorder() -> (Outputs, Array) {
     let out = Function::new_with_args(
         "k,w,a,b,c,x,y,z,v",
         "const n = ['open','send','close','refused','state','welcome','message','subscribed',\
-         'subscribe_failed','unsubscribed','gap','topics','server_error','decode_error','unsent','unknown'];\
+         'subscribe_failed','unsubscribed','gap','topics','server_error','decode_error','unsent','unknown',\
+         'published','publish_failed'];\
          this.log.push([n[k],a,b,c,w,x,y,z,v])",
     );
     Reflect::set(&o, &"out".into(), &out).unwrap();
@@ -124,7 +125,10 @@ fn refused_calls_return_a_code_and_keep_the_message() {
         error(&log),
         "invalid topic \"\": a topic name cannot be empty"
     );
-    assert_eq!(c.publish(0.0, "t", JsValue::from(1)), refused::CLOSED);
+    assert_eq!(
+        c.publish(0.0, "t", "id-1", JsValue::from(1)),
+        refused::CLOSED
+    );
     assert!(
         error(&log).contains("closed by the application"),
         "{}",
@@ -132,11 +136,11 @@ fn refused_calls_return_a_code_and_keep_the_message() {
     );
     c.connect(0.0);
     assert_eq!(c.subscribe(0.0, "t", "", f64::NAN), 0);
-    assert_eq!(c.publish(0.0, "t", JsValue::from(1)), 0);
+    assert_eq!(c.publish(0.0, "t", "id-1", JsValue::from(1)), 0);
     let (machines, mlog) = core(Some("machines"));
     machines.connect(0.0);
     assert_eq!(
-        machines.publish(0.0, "t", JsValue::from(1)),
+        machines.publish(0.0, "t", "id-1", JsValue::from(1)),
         refused::UNSUPPORTED
     );
     assert_eq!(error(&mlog), "the machines dialect cannot publish");
@@ -212,6 +216,55 @@ fn messages_cross_as_headers_and_control_frames_whole() {
         Some(1.0),
         "the payload is the parsed value"
     );
+}
+
+#[wasm_bindgen_test]
+fn a_publish_carries_its_id_and_its_answer_comes_back_by_it() {
+    let (c, log) = core(None);
+    c.connect(0.0);
+    c.opened(0.0);
+    c.drain();
+    log.set_length(0);
+    assert_eq!(c.publish(0.0, "orders", "p-1", JsValue::from(7)), 0);
+    assert_eq!(c.publish(0.0, "admin", "p-2", JsValue::from(8)), 0);
+    c.drain();
+    let sent: Vec<String> = log
+        .iter()
+        .map(|e| Array::from(&e).get(1).as_string().unwrap())
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            r#"{"type":"publish","topic":"orders","id":"p-1","data":7}"#,
+            r#"{"type":"publish","topic":"admin","id":"p-2","data":8}"#
+        ]
+    );
+    log.set_length(0);
+    frame(
+        &c,
+        r#"{"type":"publish_ack","id":"p-1","topic":"orders","seq":41,"epoch":"e"}"#,
+    );
+    frame(
+        &c,
+        r#"{"type":"error","code":"forbidden","id":"p-2","message":"not yours","recoverable":true}"#,
+    );
+    c.drain();
+    let out: Vec<Array> = log.iter().map(|e| Array::from(&e)).collect();
+    assert_eq!(out.len(), 2, "one outcome each");
+    // [name, a, b, c, w, x, y, z, v]
+    assert_eq!(out[0].get(0).as_string().as_deref(), Some("published"));
+    assert_eq!(out[0].get(1).as_string().as_deref(), Some("p-1"));
+    assert_eq!(out[0].get(3).as_string().as_deref(), Some("e"));
+    assert_eq!(out[0].get(5).as_f64(), Some(41.0));
+    assert_eq!(out[1].get(0).as_string().as_deref(), Some("publish_failed"));
+    assert_eq!(out[1].get(1).as_string().as_deref(), Some("p-2"));
+    assert_eq!(out[1].get(3).as_string().as_deref(), Some("forbidden"));
+    assert_eq!(
+        out[1].get(4).as_f64(),
+        Some(0.0),
+        "refused, nothing published"
+    );
+    assert_eq!(out[1].get(8).as_string().as_deref(), Some("not yours"));
 }
 
 #[wasm_bindgen_test]

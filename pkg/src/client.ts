@@ -18,6 +18,8 @@ import type {
   ClientOptions as RawOptions,
   DialectName,
   Position,
+  PublishFailed,
+  PublishFailure,
   Reason,
   ReasonName,
   Recovery,
@@ -26,10 +28,13 @@ import type {
   TopicMessage,
   UnsentReason,
 } from "../wasm/hublink_wasm.js";
+import type { Outbox } from "./outbox.js";
 
 export type {
   DialectName,
   Position,
+  PublishFailed,
+  PublishFailure,
   Reason,
   ReasonName,
   Recovery,
@@ -77,7 +82,7 @@ export type ClientEvent =
   | CoreEvent
   /** Shared mode: this tab's role or the number of tabs sharing the connection changed. */
   | { type: "sharing"; role: Role; tabs: number }
-  /** Shared mode: the shared connection refused this tab's publish or send (what `publish` throws when not shared). */
+  /** Shared mode: the shared connection refused this tab's send (what `send` throws when not shared). */
   | { type: "refused"; call: "publish" | "send"; topic: string | null; code: HublinkError["code"]; message: string };
 
 /** The `type` of every event. */
@@ -92,6 +97,14 @@ export interface ClientOptions extends RawOptions {
    * Loaded only when set (a chunk of its own).
    */
   shared?: boolean;
+  /**
+   * Keep unanswered publishes in IndexedDB (default false): the next page
+   * load of this origin with the same URL and dialect sends them again,
+   * with the same ids (the server publishes each once), within what is
+   * left of their time to live. In shared mode the shared connection keeps
+   * them. Loaded only when set (a chunk of its own).
+   */
+  outbox?: boolean;
   /** Connect at once (default true). The React provider connects in an effect instead. */
   autoConnect?: boolean;
   /** Where the wasm module is, when the bundler does not resolve `new URL(..., import.meta.url)`. */
@@ -140,7 +153,25 @@ export type TopicHandler<T> = (data: T, message: TopicMessage<T>) => void;
 
 /** An `Error` raised by hublink, with a machine-readable `code`. */
 export interface HublinkError extends Error {
-  code: "queue_full" | "unsupported" | "invalid_topic" | "closed" | "unknown_dialect" | "error";
+  /**
+   * What went wrong; for a publish also `refused` (by the server: see
+   * `serverCode`) and `expired` (unanswered for its time to live), and
+   * `closed` when the client was closed before the answer came.
+   */
+  code: "queue_full" | "unsupported" | "invalid_topic" | "closed" | "unknown_dialect" | "refused" | "expired" | "error";
+  /** For a publish: whether it may have been published all the same (false: nothing was). */
+  maybePublished?: boolean;
+  /** For a publish the server refused: its code (`forbidden`, `publish_failed`, ...). */
+  serverCode?: string;
+}
+
+/** The server's answer to a publish: it is in the topic's stream once, at `seq`. */
+export interface Published {
+  /** The publish's id (its idempotency key). */
+  id: string;
+  topic: string;
+  seq: number;
+  epoch: string;
 }
 
 /** One logical connection, over as many WebSockets as it takes. */
@@ -169,8 +200,16 @@ export interface HublinkClient {
   latest<T = unknown>(topic: string): TopicMessage<T> | undefined;
   /** The last message on `topic` with when it arrived and whether it is stale; the same object until one of those changes. */
   latestEntry<T = unknown>(topic: string): LatestEntry<T>;
-  /** Publishes `data` on `topic`; queued while offline. Throws a {@link HublinkError}. */
-  publish(topic: string, data: unknown): void;
+  /**
+   * Publishes `data` on `topic`, queued while offline; resolves once the
+   * server has it, once, at the position it names, however many times the
+   * client had to send it (each publish carries an id; after a reconnect or
+   * an unknown outcome it is sent again with the same id, and the server
+   * publishes it once). Rejects with a {@link HublinkError}: refused
+   * (nothing was published), or `expired`/`closed` unanswered, when
+   * `maybePublished` tells whether it may have been.
+   */
+  publish(topic: string, data: unknown): Promise<Published>;
   /** Sends a JSON value as is; queued while offline. Throws a {@link HublinkError}. */
   send(value: unknown): void;
   /** Starts connecting, if not already (a no-op after {@link close}). */
@@ -229,9 +268,20 @@ function put(core: Core, what: Input, a = "", n = NaN, b = "", v?: unknown, t = 
 /** `HublinkError` codes by the number a refused `Core` call returns (hublink-wasm `refused`). */
 const ERROR_CODES = ["error", "queue_full", "unsupported", "invalid_topic", "closed", "error"] as const;
 
-function hublinkError(code: HublinkError["code"], message: string): HublinkError {
+/** The reasons of a `PublishFailed` output, by the index in its `w` (hublink-wasm `events::output`). */
+const PUBLISH_FAILURES = ["refused", "expired", "closed"] as const;
+
+function hublinkError(code: HublinkError["code"], message: string, maybePublished?: boolean): HublinkError {
   const e = new Error(message) as HublinkError;
   e.code = code;
+  if (maybePublished !== undefined) e.maybePublished = maybePublished;
+  return e;
+}
+
+/** A publish's failure as the error its promise rejects with. */
+function publishError(f: PublishFailed): HublinkError {
+  const e = hublinkError(f.reason, f.message, f.maybePublished);
+  if (f.code !== null) e.serverCode = f.code;
   return e;
 }
 
@@ -314,6 +364,9 @@ const LIFECYCLE = {
   pagehide: Input.Suspend,
 } as Record<string, Input>;
 
+/** A publish id: 128 bits from the platform's CSPRNG (`randomUUID` needs a secure context, this does not). */
+const publishId = (): string => crypto.getRandomValues(new Uint32Array(4)).join("-");
+
 /** A jitter seed from the platform's CSPRNG, as the core's config wants one. */
 function seed(): number {
   const s = crypto.getRandomValues(new Uint32Array(2));
@@ -341,7 +394,11 @@ export class Client implements HublinkClient {
   readonly #topics = new Map<string, Set<TopicHandler<unknown>>>();
   readonly #listeners = new Map<string, Set<(event: ClientEvent) => void>>();
   readonly #last = new Map<string, Received>();
-  readonly #pending: Array<(core: Core) => void> = [];
+  /** Calls made before the core is there; given `null` if the client closes first. */
+  readonly #pending: Array<(core: Core | null) => void> = [];
+  /** The promises of publishes awaiting their outcome, by publish id. */
+  readonly #waiting = new Map<string, [(p: Published) => void, (e: HublinkError) => void]>();
+  #outbox: Outbox | null = null;
   readonly #lifecycle = (e: Event): void => this.#onLifecycle(e);
   /** `type`, `topic` and `epoch` as last passed to `Core.header` (it keeps them). */
   #lastType: string | undefined;
@@ -369,9 +426,10 @@ export class Client implements HublinkClient {
     return this.status.state;
   }
 
-  /** Creates the core once the module is loaded (called by {@link WasmBoot}). */
-  start(CoreClass: CoreClass): void {
+  /** Creates the core once the module (and the outbox, if any) is loaded (called by {@link WasmBoot}). */
+  start(CoreClass: CoreClass, outbox: Outbox | null): void {
     if (!this.#wanted || this.#closed || this.#core) return;
+    this.#outbox = outbox;
     const o = this.options;
     const n = (v: number | undefined): number => (v === undefined ? NAN : v);
     const core = new CoreClass(o.dialect ?? "hublink", this, o.seed ?? seed(), n(o.backoffInitialMs), n(o.backoffMaxMs),
@@ -380,6 +438,8 @@ export class Client implements HublinkClient {
     this.#listen(true);
     for (const topic of this.#topics.keys()) this.#guard(() => check(this, put(core, Input.Subscribe, topic)));
     put(core, Input.Connect);
+    // An earlier page load's unanswered publishes go first, with their ids.
+    outbox?.restore((id, topic, data, ttl) => put(core, Input.Republish, topic, ttl, id, data), (f) => this.emit(f));
     for (const op of this.#pending.splice(0)) this.#guard(() => op(core));
     this.#drive();
   }
@@ -498,6 +558,15 @@ export class Client implements HublinkClient {
       case Output.Unsent:
         e = { type: "unsent", frame: a!, reason: b as UnsentReason, waitedMs: orNull(x) };
         break;
+      case Output.Published:
+        return this.settled({ type: "published", id: a!, topic: b!, seq: x, epoch: c! });
+      case Output.PublishFailed: {
+        const reason = PUBLISH_FAILURES[w & 3];
+        const maybe = (w & 4) !== 0;
+        const why = reason === "refused" ? `refused by the server (${c}: ${v as string})` : reason === "expired" ? `unanswered for ${x} ms` : "unanswered when the client closed";
+        const message = `publish ${why}; ${maybe ? "it may have been published" : "nothing was published"}`;
+        return this.settled({ type: "publish_failed", id: a!, topic: b!, reason, code: c ?? null, message, maybePublished: maybe, waitedMs: orNull(x) });
+      }
       default:
         e = { type: "unknown", data: v };
     }
@@ -765,7 +834,7 @@ export class Client implements HublinkClient {
   /** A fallible call into the core (returning its refusal code), queued until the core is there. */
   #call(op: (core: Core) => number): void {
     if (this.#closed) throw hublinkError("closed", "the client was closed");
-    const run = (core: Core) => check(this, op(core));
+    const run = (core: Core | null) => core && check(this, op(core));
     const core = this.#core;
     if (!core) return void this.#pending.push(run);
     try {
@@ -775,8 +844,44 @@ export class Client implements HublinkClient {
     }
   }
 
-  publish(topic: string, data: unknown): void {
-    this.#call((core) => put(core, Input.Publish, topic, NAN, "", data));
+  /** A publish's outcome (from the core, or from the shared connection): its promise settles, and listeners hear of it. */
+  settled(e: Extract<ClientEvent, { type: "published" | "publish_failed" }>): void {
+    const w = this.#waiting.get(e.id);
+    this.#waiting.delete(e.id);
+    this.#outbox?.remove(e.id);
+    if (e.type === "published") w?.[0]({ id: e.id, topic: e.topic, seq: e.seq, epoch: e.epoch });
+    else w?.[1](publishError(e));
+    this.emit(e);
+  }
+
+  /**
+   * With `id`: the publish a tab made through the shared connection, under
+   * that id with `ttl` ms left (sent again after a takeover, it is
+   * published once).
+   */
+  publish(topic: string, data: unknown, id?: string, ttl = NAN): Promise<Published> {
+    return new Promise((resolve, reject) => {
+      // A publish under an id given may have been made by an earlier connection.
+      const maybe = id !== undefined;
+      const key = id ?? publishId();
+      const closed = () =>
+        reject(hublinkError("closed", `the client was closed; ${maybe ? "it may have been published" : "nothing was published"}`, maybe));
+      if (this.#closed) return closed();
+      const run = (core: Core | null) => {
+        if (!core) return closed();
+        const code = put(core, maybe ? Input.Republish : Input.Publish, topic, ttl, key, data);
+        if (code) return reject(hublinkError(ERROR_CODES[code] ?? "error", this.refusal, maybe));
+        this.#waiting.set(key, [resolve, reject]);
+        this.#outbox?.add(key, topic, data, Number.isNaN(ttl) ? (this.options.queueTtlMs ?? 60_000) : ttl);
+      };
+      const core = this.#core;
+      if (!core) return void this.#pending.push(run);
+      try {
+        run(core);
+      } finally {
+        this.#drive();
+      }
+    });
   }
 
   send(value: unknown): void {
@@ -813,7 +918,7 @@ export class Client implements HublinkClient {
       // From a handler, the outer drive loop drains what close queued and releases.
       if (!this.#driving) this.#drive();
     }
-    this.#pending.length = 0;
+    for (const op of this.#pending.splice(0)) op(null);
   }
 }
 
@@ -848,11 +953,14 @@ class WasmBoot {
     if (this.#loading || this.#stopped || this.#timer !== undefined) return;
     this.#loading = true;
     const o = this.#options;
-    (this.#shared ? this.#shared(this.#client) : load(o.wasmUrl, o.dialect)).then(
-      (CoreClass) => {
+    const core = this.#shared ? this.#shared(this.#client) : load(o.wasmUrl, o.dialect);
+    // In shared mode the shared connection keeps the outbox, not the tab.
+    const outbox = o.outbox && !this.#shared ? import("./outbox.js").then((m) => m.open(resolveUrl(this.#client.url), o.dialect)) : null;
+    Promise.all([core, outbox]).then(
+      ([CoreClass, outbox]) => {
         this.#loading = false;
         this.#resolve();
-        this.#client.start(CoreClass);
+        this.#client.start(CoreClass, outbox);
       },
       (error: unknown) => {
         this.#loading = false;

@@ -11,6 +11,7 @@
  * @module
  */
 import {
+  type Client,
   type ClientEvent,
   type ClientOptions,
   type ConnectionStatus,
@@ -56,7 +57,8 @@ export type SharedOptions = Omit<ClientOptions, "tokenProvider" | "shared" | "au
 export type ToHub =
   | { t: "sub"; topic: string }
   | { t: "unsub"; topic: string }
-  | { t: "pub"; topic: string; data: unknown }
+  /** A publish under the id the tab chose, with `ttl` ms of its time to live left (sent again after a takeover). */
+  | { t: "pub"; topic: string; data: unknown; id: string; ttl: number }
   | { t: "send"; value: unknown }
   | { t: "now" }
   | { t: "token"; id: number; token?: string; error?: string }
@@ -90,8 +92,10 @@ export class Hub {
   readonly #topics = new Map<string, { tabs: Set<string>; off: () => void; since?: Position }>();
   /** Subscribes waiting for the core (a position to resume from needs it). */
   #early: Array<() => void> | null = [];
-  /** The tab of each publish queued while not connected, in the queue's order: whom an `unsent` concerns. */
+  /** The tab of each send queued while not connected, in the queue's order: whom an `unsent` concerns. */
   #queued: string[] = [];
+  /** The tab of each publish awaiting its outcome, by publish id. */
+  readonly #owners = new Map<string, string>();
   #tokenId = 0;
   readonly #tokens = new Map<number, { resolve: (t: string) => void; reject: (e: Error) => void }>();
 
@@ -122,6 +126,8 @@ export class Hub {
     this.#tabs.delete(id);
     for (const topic of tab.topics) this.#unwant(id, topic);
     this.#queued = this.#queued.filter((t) => t !== id);
+    // Its publishes go on; their outcomes go to every tab.
+    for (const [p, t] of this.#owners) if (t === id) this.#owners.delete(p);
     if (!this.#tabs.size) {
       this.client.close();
       this.onEmpty?.();
@@ -146,16 +152,22 @@ export class Hub {
       case "unsub":
         return this.#unwant(id, m.topic);
       case "pub":
+        this.#owners.set(m.id, id);
+        (this.client as unknown as Client).publish(m.topic, m.data, m.id, m.ttl).catch((err: HublinkError) => {
+          // Refused before the core held it: no publish_failed came.
+          if (this.#owners.get(m.id) !== id) return;
+          this.#owners.delete(m.id);
+          const { code, message, maybePublished = false } = err;
+          tab.post({ t: "ev", e: { type: "publish_failed", id: m.id, topic: m.topic, reason: "refused", code, message, maybePublished, waitedMs: null } });
+        });
+        return;
       case "send":
         try {
-          if (m.t === "pub") this.client.publish(m.topic, m.data);
-          else this.client.send(m.value);
+          this.client.send(m.value);
           if (this.client.state !== "connected") this.#queued.push(id);
         } catch (e) {
           const err = e as HublinkError;
-          const topic = m.t === "pub" ? m.topic : null;
-          const call = m.t === "pub" ? "publish" : "send";
-          tab.post({ t: "ev", e: { type: "refused", call, topic, code: err.code ?? "error", message: err.message } });
+          tab.post({ t: "ev", e: { type: "refused", call: "send", topic: null, code: err.code ?? "error", message: err.message } });
         }
         return;
       case "now":
@@ -215,6 +227,12 @@ export class Hub {
     let to: Iterable<string> = this.#tabs.keys();
     if (TOPIC_EVENTS.has(e.type)) to = this.#topics.get((e as { topic: string }).topic)?.tabs ?? [];
     else if (e.type === "unsent" && this.#queued.length) to = [this.#queued.shift()!];
+    else if (e.type === "published" || e.type === "publish_failed") {
+      // To the tab that made it; one from the outbox (an earlier page load's) to all.
+      const owner = this.#owners.get(e.id);
+      this.#owners.delete(e.id);
+      if (owner !== undefined) to = [owner];
+    }
     for (const id of [...to]) this.#tabs.get(id)?.post({ t: "ev", e });
   }
 

@@ -57,6 +57,11 @@ class Remote {
   readonly #topics = new Map<string, Position | null>();
   /** Calls made before the connection is reached wait here. */
   readonly #early: ToHub[] = [];
+  /**
+   * This tab's publishes the connection has not answered, with when their
+   * time to live ends: sent again, under their ids, to a new leader.
+   */
+  readonly #unanswered = new Map<string, { topic: string; data: unknown; expiresAt: number }>();
   #send: (m: ToHub) => void = (m) => this.#early.push(m);
   #bye: () => void = () => {};
 
@@ -119,6 +124,8 @@ class Remote {
         leader = from;
         post({ from: id, to: from, m: this.#hello() });
         for (const r of waiting.splice(0)) post({ from: id, to: from, m: r });
+        // What the last leader took with it (the new one keeps one copy of each id).
+        for (const r of this.#resends()) post({ from: id, to: from, m: r });
         // Until the next one announces itself, requests wait here.
         void locks()!.request(`hublink-tab:${from}`, () => {
           if (leader === from) leader = null;
@@ -155,6 +162,7 @@ class Remote {
         this.#role("leader");
         mine.attach(id, { provider: h.provider, post: (x) => this.#receive(x) }, this.#hello().topics);
         for (const r of waiting.splice(0)) mine.receive(id, r);
+        for (const r of this.#resends()) mine.receive(id, r);
         post({ from: id, m: { t: "leader" } });
         // Held until this tab closes (the lock goes with it), steps down or is closed.
         return new Promise<void>((release) => {
@@ -188,6 +196,23 @@ class Remote {
     };
   }
 
+  /** This tab's unanswered publishes, to send again to a new leader; expired ones fail here. */
+  #resends(): ToHub[] {
+    const out: ToHub[] = [];
+    const now = Date.now();
+    for (const [id, p] of this.#unanswered) {
+      const ttl = p.expiresAt - now;
+      if (ttl > 0) {
+        out.push({ t: "pub", topic: p.topic, data: p.data, id, ttl });
+        continue;
+      }
+      this.#unanswered.delete(id);
+      const message = "no answer to the publish within its time to live; it may have been published";
+      this.#client.settled({ type: "publish_failed", id, topic: p.topic, reason: "expired", code: null, message, maybePublished: true, waitedMs: null });
+    }
+    return out;
+  }
+
   #hello(): Hello {
     return hello(this.#client, this.#id, [...this.#topics], this.#deps);
   }
@@ -218,6 +243,10 @@ class Remote {
       }
       case "ev": {
         const e = m.e;
+        if (e.type === "published" || e.type === "publish_failed") {
+          this.#unanswered.delete(e.id);
+          return c.settled(e);
+        }
         // The connection's own gap: the next message is not one this tab missed.
         if (e.type === "gap" && this.#topics.has(e.topic)) this.#topics.set(e.topic, { epoch: e.next.epoch, seq: e.next.seq - 1 });
         return c.emit(e);
@@ -242,7 +271,7 @@ class Remote {
   }
 
   /** `Core.input`: the calls a tab makes go to the connection. */
-  input(what: Input, _now: number, _n: number, a: string, _b: string, v: unknown): number {
+  input(what: Input, _now: number, _n: number, a: string, b: string, v: unknown): number {
     switch (what) {
       case Input.Subscribe:
         if (!a) {
@@ -256,9 +285,13 @@ class Remote {
         this.#topics.delete(a);
         this.#send({ t: "unsub", topic: a });
         return 1;
-      case Input.Publish:
-        this.#send({ t: "pub", topic: a, data: v });
+      case Input.Publish: {
+        // `b`: the id the tab chose, which a new leader is given again.
+        const ttl = this.#client.options.queueTtlMs ?? 60_000;
+        this.#unanswered.set(b, { topic: a, data: v, expiresAt: Date.now() + ttl });
+        this.#send({ t: "pub", topic: a, data: v, id: b, ttl });
         return 0;
+      }
       case Input.Send:
         this.#send({ t: "send", value: v });
         return 0;

@@ -9,13 +9,13 @@
 export const enum Input {
   Value, Unparsed, Fits, Binary, Opened, Closed, Failed, Tick, Connect, Close,
   ReconnectNow, NetworkOffline, Subscribe, Unsubscribe, Publish, Send, SendText, RequestTopics,
-  Suspend,
+  Suspend, Republish,
 }
 
 /** The outputs of `Outputs.out`, in the order of their numbers (hublink-wasm `events::output`). */
 export const enum Output {
   Open, Send, Close, Refused, State, Welcome, Message, Subscribed, SubscribeFailed, Unsubscribed,
-  Gap, Topics, ServerError, DecodeError, Unsent, Unknown,
+  Gap, Topics, ServerError, DecodeError, Unsent, Unknown, Published, PublishFailed,
 }
 
 /** What a refused `Core.input` returns (hublink-wasm `refused`); `ERROR_CODES` in client.ts names them. */

@@ -9,6 +9,18 @@ import { createClient } from "../dist/index.js";
 const require = createRequire(import.meta.url);
 const { WebSocketServer } = require("../../tools/node/node_modules/ws");
 
+/** Publishes as hublink-server answers them: once per id, "forbidden.*" refused; the first on "drop.*" kills the link unanswered. */
+const taken = new Map();
+let dropped = false;
+function publishes(ws, m) {
+  if (m.topic.startsWith("forbidden")) {
+    return ws.send(JSON.stringify({ type: "error", code: "forbidden", id: m.id, message: `no publishing to "${m.topic}"`, recoverable: true }));
+  }
+  if (!taken.has(m.id)) taken.set(m.id, taken.size + 1);
+  if (m.topic.startsWith("drop") && !dropped) return (dropped = true), ws.terminate();
+  ws.send(JSON.stringify({ type: "publish_ack", id: m.id, topic: m.topic, seq: taken.get(m.id), epoch: "e1" }));
+}
+
 function server() {
   const wss = new WebSocketServer({ port: 0, host: "127.0.0.1", handleProtocols: (p) => (p.has("hublink.v1") ? "hublink.v1" : false) });
   const seen = [];
@@ -17,6 +29,7 @@ function server() {
     ws.on("message", (raw) => {
       const m = JSON.parse(String(raw));
       seen.push(m);
+      if (m.type === "publish") publishes(ws, m);
       if (m.type === "subscribe") {
         ws.send(JSON.stringify({ type: "subscribe_ack", topic: m.topic, success: true, epoch: "e1", seq: 0 }));
         for (let seq = 1; seq <= 50; seq++) {
@@ -66,7 +79,7 @@ test("errors carry a code", async () => {
     (e) => e.code === "invalid_topic" && e.message === 'invalid topic "": a topic name cannot be empty',
   );
   client.close();
-  assert.throws(() => client.publish("t", 1), (e) => e.code === "closed");
+  await assert.rejects(client.publish("t", 1), (e) => e.code === "closed" && e.maybePublished === false);
   wss.close();
   assert.throws(() => createClient(url, { dialect: "nope" }), (e) => e.code === "unknown_dialect");
 });
@@ -81,8 +94,8 @@ test("a seed dialect runs in the second wasm module: its messages flow, its refu
   client.subscribe("sensor_data", (data, m) => got.push([data.temperature, m.kind]));
   await until(() => got.length === 1);
   assert.deepEqual(got, [[71.5, "sensor_data"]]);
-  assert.throws(
-    () => client.publish("t", 1),
+  await assert.rejects(
+    client.publish("t", 1),
     (e) => e.code === "unsupported" && e.message === "the machines dialect cannot publish",
   );
   client.close();
@@ -93,21 +106,23 @@ test("a refused connection backs off on the timer; a handler may close the clien
   // Port 9 (discard) is closed on loopback: every attempt is refused.
   const client = createClient("ws://127.0.0.1:9/ws", { seed: 3, backoffInitialMs: 50, backoffMaxMs: 80 });
   const states = [];
-  const unsent = [];
-  client.on("unsent", (e) => unsent.push(e.reason));
+  const failed = [];
+  client.on("publish_failed", (e) => failed.push([e.reason, e.maybePublished]));
   client.on("state", (e) => {
     states.push([e.to, e.reason.name, e.attempt]);
     if (e.to === "reconnecting" && e.attempt === 3) client.close();
   });
   client.subscribe("machines.CNC-001", () => {});
-  client.publish("orders", 1);
+  const published = client.publish("orders", 1);
+  published.catch(() => {}); // awaited below, after the close that rejects it
   await until(() => states.some((s) => s[0] === "disconnected"));
   assert.deepEqual(states[0], ["connecting", "requested", 0]);
   const retries = states.filter((s) => s[0] === "reconnecting");
   assert.deepEqual(retries.map((r) => r[2]), [1, 2, 3], "attempt numbers grow, on the timer");
   assert.ok(retries.every((r) => r[1] === "connect_failed"));
   assert.deepEqual(states.at(-1).slice(0, 2), ["disconnected", "closed_by_user"]);
-  assert.deepEqual(unsent, ["closed"], "the queued publish is reported unsent on close");
+  assert.deepEqual(failed, [["closed", false]], "the queued publish fails on close, never sent");
+  await assert.rejects(published, (e) => e.code === "closed" && e.maybePublished === false && /nothing was published/.test(e.message));
   const n = states.length;
   await new Promise((r) => setTimeout(r, 200));
   assert.equal(states.length, n, "the timer is gone after close");
@@ -174,7 +189,40 @@ test("publish to an empty topic is refused at once, like subscribe", async () =>
   const { wss, url } = await server();
   const client = createClient(url, { seed: 1 });
   await client.ready;
-  assert.throws(() => client.publish("", 1), (e) => e.code === "invalid_topic" && /cannot be empty/.test(e.message));
+  await assert.rejects(client.publish("", 1), (e) => e.code === "invalid_topic" && /cannot be empty/.test(e.message));
+  client.close();
+  wss.close();
+});
+
+test("publish resolves with the server's answer; a refused one rejects with the server's code", async () => {
+  const { wss, url } = await server();
+  const client = createClient(url, { seed: 1 });
+  const events = [];
+  client.on("published", (e) => events.push(e.type));
+  client.on("publish_failed", (e) => events.push(e.type));
+  const p = await client.publish("orders", { n: 1 });
+  assert.equal(p.topic, "orders");
+  assert.equal(p.epoch, "e1");
+  assert.ok(p.seq >= 1 && typeof p.id === "string" && p.id.length > 0, JSON.stringify(p));
+  await assert.rejects(
+    client.publish("forbidden.x", 1),
+    (e) => e.code === "refused" && e.serverCode === "forbidden" && e.maybePublished === false && /\(forbidden: no publishing to "forbidden.x"\); nothing was published$/.test(e.message),
+  );
+  assert.deepEqual(events, ["published", "publish_failed"]);
+  client.close();
+  wss.close();
+});
+
+test("a publish whose answer was lost with the link is sent again with the same id and resolves once", async () => {
+  const { wss, url, seen } = await server();
+  // A short backoff: the reconnect comes within the test.
+  const client = createClient(url, { seed: 1, backoffInitialMs: 50, backoffMaxMs: 100 });
+  const p = await client.publish("drop.orders", { n: 1 });
+  const sent = seen.filter((m) => m.type === "publish" && m.topic === "drop.orders");
+  assert.equal(sent.length, 2, "sent twice: before and after the reconnect");
+  assert.equal(sent[0].id, sent[1].id, "with the same id");
+  assert.equal(p.id, sent[0].id);
+  assert.equal(p.seq, taken.get(p.id), "the seq the server gave the first copy");
   client.close();
   wss.close();
 });
