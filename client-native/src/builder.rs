@@ -3,10 +3,12 @@
 use crate::client::Client;
 use crate::driver::Shared;
 use crate::events::Events;
+use crate::outbox::Outbox;
 use crate::transport::{parse_url, Dialer, TokenFuture, TokenSource};
 use crate::{BoxError, Error, Result};
 use hublink_core::{BackoffConfig, Config, DialectKind, HeartbeatConfig, QueueConfig, SUBPROTOCOL};
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +27,7 @@ pub struct ClientBuilder {
     subprotocol: Option<Option<String>>,
     config: Config,
     seed: Option<u64>,
+    outbox: Option<PathBuf>,
     shared: Arc<Shared>,
     #[cfg(feature = "rustls")]
     tls: Option<Arc<rustls::ClientConfig>>,
@@ -37,6 +40,7 @@ impl std::fmt::Debug for ClientBuilder {
             .field("dialect", &self.dialect)
             .field("token", &self.token.as_ref().map(|_| "…"))
             .field("config", &self.config)
+            .field("outbox", &self.outbox)
             .finish_non_exhaustive()
     }
 }
@@ -51,6 +55,7 @@ impl ClientBuilder {
             subprotocol: None,
             config: Config::default(),
             seed: None,
+            outbox: None,
             shared: Arc::new(Shared::default()),
             #[cfg(feature = "rustls")]
             tls: None,
@@ -137,6 +142,58 @@ impl ClientBuilder {
         self
     }
 
+    /// Keeps the publishes still unanswered in the file at `path` (created
+    /// if missing), for a tool that restarts: a client built later on the
+    /// same file, after a restart or a crash, sends them again first, before
+    /// any new publish, in their original order, with the same ids, and
+    /// with the time to live they had left. The server publishes each once:
+    /// hublink-server answers a repeated id within its dedupe window (10 min
+    /// by default; keep [`QueueConfig::ttl_ms`] below it) with the first
+    /// publish's position. Their outcomes come as
+    /// [`Event::Published`](crate::Event::Published) and
+    /// [`Event::PublishFailed`](crate::Event::PublishFailed). Off by default.
+    ///
+    /// The time to live counts on the wall clock, the time the tool was down
+    /// included. Those whose time ran out meanwhile are not sent: each comes
+    /// as [`Event::PublishFailed`](crate::Event::PublishFailed) with
+    /// [`PublishError::Expired`](hublink_core::PublishError::Expired)
+    /// (`sent: true`: it may have been published) first thing on the
+    /// builder's [`events`](Self::events) (take that stream before
+    /// `connect()` to see them).
+    ///
+    /// A publish is in the file once [`Client::publish`] or
+    /// [`Client::queue_publish`] has its id, before it is sent. It leaves
+    /// the file when the server answers or refuses it, or when its time to
+    /// live runs out; one still unanswered when the client stops (closed,
+    /// dropped, gave up, forbidden) stays for the next client.
+    ///
+    /// The file is a log of JSON lines, one appended per publish and one
+    /// per outcome, rewritten compacted on opening (a temp file renamed
+    /// over it) and emptied whenever nothing is left; a last line torn by a
+    /// crash is skipped with a warning. Each line is handed to the OS as it
+    /// is written, in the driver task (a short blocking write per publish):
+    /// the outbox survives the process being killed, but it is not synced
+    /// to the disk, so a power cut or an OS crash may lose its latest lines.
+    /// Payloads are stored as published: give the file the permissions they
+    /// call for.
+    ///
+    /// One client at a time per file, in any process: the client holds an
+    /// advisory lock on `<path>.lock` (flock; `LockFileEx` on Windows),
+    /// which the OS releases when the process ends, so a crash leaves no
+    /// stale lock; it is released before [`Client::close`] returns. Local
+    /// file systems only (advisory locks over NFS are not to be trusted).
+    ///
+    /// [`connect`](Self::connect) fails with [`Error::Outbox`], naming the
+    /// path and the OS's error, when the file cannot be read, written or
+    /// locked, and with a dialect that does not acknowledge publishes (of
+    /// the built-in ones only [`DialectKind::Hublink`] does): nothing could
+    /// settle them. The server must dedupe by id (hublink-server does):
+    /// elsewhere a repeat may be published twice.
+    pub fn outbox(mut self, path: impl Into<PathBuf>) -> Self {
+        self.outbox = Some(path.into());
+        self
+    }
+
     /// The rustls configuration for `wss://` (default: the webpki root
     /// certificates, ring provider).
     #[cfg(feature = "rustls")]
@@ -156,12 +213,29 @@ impl ClientBuilder {
         self.shared.add_sink(true)
     }
 
-    /// Checks the URL and starts the client's driver task. The client connects
+    /// Checks the URL, opens the [outbox](Self::outbox) if there is one, and
+    /// starts the client's driver task. The client connects
     /// in the background; watch [`Client::state_changes`] or await
     /// [`Client::connected`]. Must be called within a tokio runtime.
     pub fn connect(self) -> Result<Client> {
         let uri = parse_url(&self.url)?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        let outbox = match &self.outbox {
+            Some(path) => {
+                if !self.dialect.build::<serde_json::Value>().acks_publishes() {
+                    return Err(Error::Outbox {
+                        path: path.clone(),
+                        problem: format!(
+                            "the {} dialect does not acknowledge publishes, so nothing \
+                             could settle them; only the hublink dialect does",
+                            self.dialect
+                        ),
+                    });
+                }
+                Some(Outbox::open(path)?)
+            }
+            None => None,
+        };
         let mut config = self.config;
         config.seed = self.seed.unwrap_or_else(os_seed);
         let subprotocol = self.subprotocol.unwrap_or_else(|| {
@@ -184,6 +258,7 @@ impl ClientBuilder {
             self.dialect,
             dialer,
             self.shared,
+            outbox,
         ))
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::driver::{Command, Driver, Outbound, OutcomeTx, Shared};
 use crate::events::{Events, Published, StateSnapshot};
+use crate::outbox::Outbox;
 use crate::transport::Dialer;
 use crate::{Error, Result};
 use futures_util::Stream;
@@ -68,9 +69,11 @@ impl Client {
         dialect: DialectKind,
         dialer: Dialer,
         shared: Arc<Shared>,
+        outbox: Option<Outbox>,
     ) -> Client {
         let (commands, commands_rx) = mpsc::unbounded_channel();
-        let (driver, state) = Driver::new(config, dialect, dialer, commands_rx, shared.clone());
+        let (driver, state) =
+            Driver::new(config, dialect, dialer, commands_rx, shared.clone(), outbox);
         runtime.spawn(driver.run());
         Client {
             commands,
@@ -174,6 +177,8 @@ impl Client {
     /// [`Error::Publish`]: refused by the server (nothing was published), or
     /// expired or closed unanswered (it may have been published: see
     /// [`PublishError::maybe_published`](hublink_core::PublishError::maybe_published)).
+    /// With an [outbox](crate::ClientBuilder::outbox), one closed unanswered
+    /// stays in the file, and the next client built on it sends it again.
     pub async fn publish<T: Serialize + ?Sized>(&self, topic: &str, data: &T) -> Result<Published> {
         let (tx, rx) = oneshot::channel();
         self.publish_with(topic, data, Some(tx)).await?;

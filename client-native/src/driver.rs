@@ -5,9 +5,12 @@
 //! as the drive loop in hublink-core's crate docs says.
 
 use crate::events::{Event, Events, Published, StateSnapshot};
+use crate::outbox::{self, Outbox};
 use crate::transport::{Dialer, Transport};
 use crate::{Error, Result};
-use hublink_core::{CloseInfo, Config, Connection, DialectKind, Message, State, Transmit};
+use hublink_core::{
+    CloseInfo, Config, Connection, DialectKind, Message, PublishError, State, Transmit,
+};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::future::Future;
@@ -143,6 +146,9 @@ pub(crate) struct Driver {
     close_waiters: Vec<oneshot::Sender<()>>,
     /// The `publish` calls awaiting an outcome, by publish id.
     outcomes: HashMap<String, oneshot::Sender<Result<Published>>>,
+    /// The file-backed outbox, when the application asked for one: told of
+    /// every publish the core takes and of every outcome.
+    outbox: Option<Outbox>,
 }
 
 impl Driver {
@@ -152,6 +158,7 @@ impl Driver {
         dialer: Dialer,
         commands: mpsc::UnboundedReceiver<Command>,
         shared: Arc<Shared>,
+        outbox: Option<Outbox>,
     ) -> (Driver, watch::Receiver<StateSnapshot>) {
         let origin = Instant::now();
         let mut conn = Connection::new(config, dialect.build());
@@ -162,7 +169,7 @@ impl Driver {
             attempt: 0,
             retry_in_ms: None,
         });
-        let driver = Driver {
+        let mut driver = Driver {
             conn,
             origin,
             dialer: Arc::new(dialer),
@@ -174,8 +181,59 @@ impl Driver {
             closing: Vec::new(),
             close_waiters: Vec::new(),
             outcomes: HashMap::new(),
+            outbox,
         };
+        driver.republish_outbox();
         (driver, state_rx)
+    }
+
+    /// What the outbox held from an earlier client goes to the core before
+    /// any command, so before any new publish, in its order; what expired
+    /// meanwhile is reported instead of sent.
+    fn republish_outbox(&mut self) {
+        let Some(outbox) = &mut self.outbox else {
+            return;
+        };
+        let wall = outbox::unix_ms();
+        let now = self.origin.elapsed().as_millis() as u64;
+        for entry in outbox.unsettled() {
+            if entry.expires_at_ms <= wall {
+                outbox.settle(&entry.id);
+                let error = PublishError::Expired {
+                    waited_ms: wall.saturating_sub(entry.published_at_ms),
+                    // Unknown: it may have been sent before the restart.
+                    sent: true,
+                };
+                let event = Event::PublishFailed {
+                    id: entry.id,
+                    topic: entry.topic,
+                    error,
+                };
+                self.shared.broadcast(&event, false);
+                continue;
+            }
+            let ttl_ms = entry.expires_at_ms - wall;
+            match self
+                .conn
+                .republish(now, &entry.id, &entry.topic, &entry.data, ttl_ms)
+            {
+                Ok(()) => {}
+                Err(e @ hublink_core::Error::QueueFull { .. }) => tracing::warn!(
+                    "hublink: outbox publish {} to {:?} not sent now ({e}); \
+                     it stays in the outbox for a later client",
+                    entry.id,
+                    entry.topic
+                ),
+                Err(e) => {
+                    tracing::warn!(
+                        "hublink: outbox publish {} to {:?} dropped: {e}",
+                        entry.id,
+                        entry.topic
+                    );
+                    outbox.settle(&entry.id);
+                }
+            }
+        }
     }
 
     fn now(&self) -> u64 {
@@ -255,6 +313,9 @@ impl Driver {
                 topic,
                 position,
             } => {
+                if let Some(outbox) = &mut self.outbox {
+                    outbox.settle(&id);
+                }
                 if let Some(tx) = self.outcomes.remove(&id) {
                     let _ = tx.send(Ok(Published {
                         id: id.clone(),
@@ -270,6 +331,12 @@ impl Driver {
                 self.shared.broadcast(&event, false);
             }
             Event::PublishFailed { id, topic, error } => {
+                // Refused or expired: settled. Closed unanswered: kept in
+                // the file, for the next client built on it to send.
+                let settled = !matches!(error, PublishError::Closed { .. });
+                if let (Some(outbox), true) = (&mut self.outbox, settled) {
+                    outbox.settle(&id);
+                }
                 if let Some(tx) = self.outcomes.remove(&id) {
                     let _ = tx.send(Err(Error::Publish(error.clone())));
                 }
@@ -390,6 +457,19 @@ impl Driver {
                 outcome,
             } => {
                 let result = self.conn.publish(now, &topic, &data);
+                if let (Ok(id), Some(outbox)) = (&result, &mut self.outbox) {
+                    // Before the frame goes out (at the next drain) and
+                    // before the caller has the id.
+                    let published_at_ms = outbox::unix_ms();
+                    outbox.add(outbox::Entry {
+                        id: id.clone(),
+                        topic,
+                        data,
+                        published_at_ms,
+                        expires_at_ms: published_at_ms
+                            .saturating_add(self.conn.config().queue.ttl_ms),
+                    });
+                }
                 if let (Ok(id), Some(tx)) = (&result, outcome) {
                     // Answered no earlier than the next drain: the core's
                     // outcome events come after this call returns.
@@ -408,6 +488,9 @@ impl Driver {
     /// The connection stopped for good: end the streams, let closing sockets
     /// say goodbye (each within its grace), then answer `close()` callers.
     async fn finish(mut self) {
+        // Its lock first: whoever sees the streams end or `close()` return
+        // can open the file again.
+        self.outbox = None;
         self.shared.stop();
         self.subscribers.clear();
         self.socket = Socket::None;

@@ -44,6 +44,16 @@ pub enum Error {
         /// How long.
         ms: u64,
     },
+    /// The [outbox](crate::ClientBuilder::outbox) file cannot be used: it
+    /// cannot be read, written or locked (another client holds it), or the
+    /// dialect does not acknowledge publishes.
+    #[error("outbox {}: {problem}", path.display())]
+    Outbox {
+        /// The file as given.
+        path: std::path::PathBuf,
+        /// What is wrong, with the OS's error where there is one.
+        problem: String,
+    },
     /// `connect()` was called outside a tokio runtime.
     #[error("Client::connect must be called within a tokio runtime")]
     NoRuntime,

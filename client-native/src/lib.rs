@@ -78,6 +78,7 @@ mod client;
 mod driver;
 mod error;
 mod events;
+mod outbox;
 mod transport;
 
 pub use builder::ClientBuilder;

@@ -583,6 +583,7 @@ async fn publish_help_says_which_servers_confirm() {
     assert!(!stdout.contains("hublink and topics dialects"), "{stdout}");
     assert!(stdout.contains("hublink.v1"), "{stdout}");
     assert!(stdout.contains("no confirmation"), "{stdout}");
+    assert!(stdout.contains("--outbox <FILE>"), "{stdout}");
 }
 
 #[tokio::test]
@@ -654,4 +655,105 @@ async fn a_missing_token_is_not_called_a_refused_one() {
     let (code, _, stderr) = run(&["publish", &url, "orders", "1", "--token", "bad"]).await;
     assert_eq!(code, 1);
     assert_one_line_error(&stderr, "refused the token");
+}
+
+// ----- issue #17: an outbox for a publish whose answer never came -----------
+
+/// A server that speaks hublink.v1 and takes publishes without ever
+/// answering them, as if every ack were lost; it keeps the ids it got.
+async fn unanswering_hublink() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let ids: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = ids.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                // The signature is tungstenite's handshake callback's.
+                #[allow(clippy::result_large_err)]
+                let select =
+                    |_: &Request, mut response: Response| -> Result<Response, ErrorResponse> {
+                        response.headers_mut().insert(
+                            "sec-websocket-protocol",
+                            HeaderValue::from_static("hublink.v1"),
+                        );
+                        Ok(response)
+                    };
+                let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, select).await else {
+                    return;
+                };
+                while let Some(Ok(msg)) = ws.next().await {
+                    let Message::Text(text) = msg else { continue };
+                    let v: Value = serde_json::from_str(text.as_str()).unwrap_or_default();
+                    if v["type"] == "publish" {
+                        seen.lock()
+                            .unwrap()
+                            .push(v["id"].as_str().unwrap().to_owned());
+                    }
+                }
+            });
+        }
+    });
+    (addr, ids)
+}
+
+#[tokio::test]
+async fn publish_with_an_outbox_resends_an_unanswered_publish_with_the_same_id() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-outbox");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let outbox = dir.join("outbox.jsonl");
+    let outbox = outbox.to_str().unwrap();
+
+    // The first run's publish gets no answer: it times out.
+    let (silent, ids) = unanswering_hublink().await;
+    let url = format!("ws://{silent}/ws");
+    let args = [
+        "publish",
+        &url,
+        "orders",
+        r#"{"n":1}"#,
+        "--timeout",
+        "1s",
+        "--outbox",
+        outbox,
+    ];
+    let (code, stdout, stderr) = run(&args).await;
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert_stopped(&json_lines(&stdout), "timeout", 1);
+    assert_one_line_error(&stderr, "kept in the outbox");
+    let first_id = ids.lock().unwrap().first().cloned().expect("it was sent");
+
+    // The next run sends it again, with its id, before its own message.
+    let (addr, state) = server(false).await;
+    let url = format!("ws://{addr}/ws");
+    let (code, stdout, stderr) =
+        run(&["publish", &url, "orders", r#"{"n":2}"#, "--outbox", outbox]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let lines = json_lines(&stdout);
+    assert_eq!(lines[0]["event"], "published", "{lines:?}");
+    assert_eq!(lines[0]["outbox"], true, "{lines:?}");
+    assert_eq!(lines[0]["id"], first_id.as_str(), "{lines:?}");
+    assert_eq!(lines[0]["seq"], 1, "{lines:?}");
+    assert_eq!(lines[1]["event"], "published", "{lines:?}");
+    assert_eq!(lines[1]["confirmed"], true, "{lines:?}");
+    assert_eq!(lines[1]["seq"], 2, "{lines:?}");
+    assert_stopped(&lines, "published", 0);
+    let latest = state
+        .broker
+        .history()
+        .latest("orders")
+        .await
+        .expect("history read")
+        .expect("published");
+    assert_eq!(
+        (latest.seq, &latest.data),
+        (2, &serde_json::json!({"n": 2}))
+    );
+    assert_eq!(std::fs::read_to_string(outbox).unwrap(), "", "nothing left");
 }

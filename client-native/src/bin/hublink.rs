@@ -3,6 +3,7 @@
 
 use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand};
+use futures_util::FutureExt;
 use hublink::core::SUBPROTOCOL;
 use hublink::{
     BackoffConfig, Client, DialectKind, Event, Events, HeartbeatConfig, Reason, Recovery, State,
@@ -10,6 +11,7 @@ use hublink::{
 };
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
@@ -72,6 +74,14 @@ enum Command {
     /// prints "sent ..., not confirmed" and exits 0 once the message was
     /// written to the open connection, unless the server reports an error or
     /// drops the connection within a second.
+    ///
+    /// With --outbox FILE, a publish left unanswered (timed out, or the
+    /// connection lost) stays in FILE, and the next `hublink publish --outbox
+    /// FILE ...` sends it again with the same id before its own message, so
+    /// the server publishes it once (hublink-server dedupes ids for 10 min);
+    /// past its time to live (60 s from the first try) it is reported as
+    /// publish_failed instead. A run that never connects publishes nothing
+    /// and records nothing.
     Publish {
         #[command(flatten)]
         common: Common,
@@ -83,6 +93,11 @@ enum Command {
         /// Give up when not connected and confirmed within this time.
         #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
         timeout: Duration,
+        /// Keep unanswered publishes in FILE, and first resend those an
+        /// earlier run left there (JSON lines; FILE.lock beside it keeps two
+        /// runs from using it at once).
+        #[arg(long, value_name = "FILE")]
+        outbox: Option<PathBuf>,
     },
 }
 
@@ -265,7 +280,11 @@ fn main() -> ExitCode {
     ExitCode::from(stop.code)
 }
 
-fn build(common: &Common, all_messages: bool) -> Result<(Client, Events), Stop> {
+fn build(
+    common: &Common,
+    all_messages: bool,
+    outbox: Option<&PathBuf>,
+) -> Result<(Client, Events), Stop> {
     let dialect: DialectKind = common
         .dialect
         .parse()
@@ -295,12 +314,19 @@ fn build(common: &Common, all_messages: bool) -> Result<(Client, Events), Stop> 
     if common.token_in_query {
         builder = builder.token_in_query(true);
     }
+    if let Some(path) = outbox {
+        builder = builder.outbox(path);
+    }
     let events = if all_messages {
         builder.monitor()
     } else {
         builder.events()
     };
-    let client = builder.connect().map_err(|e| Stop::usage(e.to_string()))?;
+    let client = builder.connect().map_err(|e| match e {
+        // The file, not the command line: in use, unreadable, unwritable.
+        hublink::Error::Outbox { .. } => Stop::failed("outbox", e.to_string()),
+        e => Stop::usage(e.to_string()),
+    })?;
     Ok((client, events))
 }
 
@@ -317,7 +343,8 @@ async fn run(command: Command, printer: &Printer) -> Stop {
             topic,
             data,
             timeout,
-        } => publish(common, topic, data, timeout, printer).await,
+            outbox,
+        } => publish(common, topic, data, timeout, outbox, printer).await,
     }
 }
 
@@ -476,7 +503,7 @@ async fn watch(
 ) -> Stop {
     let mut signals = Signals::new();
     let stdout = StdoutWatch::new();
-    let (client, mut events) = match build(&common, true) {
+    let (client, mut events) = match build(&common, true, None) {
         Ok(built) => built,
         Err(stop) => return stop,
     };
@@ -544,6 +571,7 @@ async fn publish(
     topic: String,
     data: Option<String>,
     timeout: Duration,
+    outbox: Option<PathBuf>,
     printer: &Printer,
 ) -> Stop {
     match common.dialect.parse::<DialectKind>() {
@@ -570,9 +598,27 @@ async fn publish(
     };
     let data: Value =
         serde_json::from_str(text.trim()).unwrap_or_else(|_| Value::String(text.trim().to_owned()));
-    let (client, mut events) = match build(&common, false) {
+    let (client, mut events) = match build(&common, false, outbox.as_ref()) {
         Ok(built) => built,
         Err(stop) => return stop,
+    };
+    // The outbox's publishes whose time to live ran out while no run
+    // was there to send them: reported by `connect()` already.
+    while let Some(Some(event)) = events.next().now_or_never() {
+        if let Event::PublishFailed { .. } = event {
+            if let Err(stop) = printer.outbox_outcome(&event) {
+                client.close().await;
+                return stop;
+            }
+        }
+    }
+    let kept = match &outbox {
+        Some(path) => format!(
+            "; kept in the outbox {}: the next `hublink publish --outbox` on it sends it \
+             again with the same id",
+            path.display()
+        ),
+        None => String::new(),
     };
     let deadline = Instant::now() + timeout;
     let result = async {
@@ -581,22 +627,63 @@ async fn publish(
         if confirms {
             // Answered with publish_ack: sent again with the same id after a
             // reconnect or a publish_unknown, so published once, until the
-            // deadline.
-            return match tokio::time::timeout_at(deadline, client.publish(&topic, &data)).await {
-                Ok(Ok(published)) => Ok(Some(published)),
-                Ok(Err(hublink::Error::Publish(e))) => Err(Stop::failed(
-                    if e.maybe_published() {
+            // deadline. The outcomes of an outbox's earlier publishes, sent
+            // before this one, are printed as they come.
+            let id = client
+                .queue_publish(&topic, &data)
+                .await
+                .map_err(|e| Stop::failed("publish_failed", e.to_string()))?;
+            let outcome = tokio::time::timeout_at(deadline, async {
+                loop {
+                    match events.next().await {
+                        Some(Event::Published {
+                            id: done,
+                            topic,
+                            position,
+                        }) if done == id => {
+                            return Ok(Ok(hublink::Published {
+                                id: done,
+                                topic,
+                                position,
+                            }))
+                        }
+                        Some(Event::PublishFailed {
+                            id: failed, error, ..
+                        }) if failed == id => return Ok(Err(error)),
+                        Some(e @ (Event::Published { .. } | Event::PublishFailed { .. })) => {
+                            printer.outbox_outcome(&e)?;
+                        }
+                        Some(_) => {}
+                        None => {
+                            return Err(Stop::failed(
+                                "connection_lost",
+                                "the client stopped".to_owned(),
+                            ))
+                        }
+                    }
+                }
+            })
+            .await;
+            return match outcome {
+                Ok(Ok(Ok(published))) => Ok(Some(published)),
+                Ok(Ok(Err(e))) => {
+                    let reason = if e.maybe_published() {
                         "publish_unknown"
                     } else {
                         "publish_rejected"
-                    },
-                    e.to_string(),
-                )),
-                Ok(Err(e)) => Err(Stop::failed("publish_failed", e.to_string())),
+                    };
+                    // Closed unanswered: the outbox keeps it.
+                    let kept = match e {
+                        hublink::PublishError::Closed { .. } => kept.as_str(),
+                        _ => "",
+                    };
+                    Err(Stop::failed(reason, format!("{e}{kept}")))
+                }
+                Ok(Err(stop)) => Err(stop),
                 Err(_) => Err(Stop::failed(
                     "timeout",
                     format!(
-                        "no answer to the publish within {} ms; it may have been published",
+                        "no answer to the publish within {} ms; it may have been published{kept}",
                         timeout.as_millis()
                     ),
                 )),
@@ -841,8 +928,33 @@ impl Printer {
         if let Event::StateChanged(c) = event {
             return self.state(c);
         }
-        let (value, text) = match event {
-            Event::StateChanged(_) => unreachable!("handled above"),
+        let (value, text) = Self::describe(event);
+        if self.json {
+            self.line(value)
+        } else {
+            self.text(&text)
+        }
+    }
+
+    /// The outcome of a publish an earlier run left in the outbox: the
+    /// event's line with `"outbox": true` (or "outbox: " before the text).
+    fn outbox_outcome(&self, event: &Event) -> Result<(), Stop> {
+        let (mut value, text) = Self::describe(event);
+        if self.json {
+            value["outbox"] = json!(true);
+            self.line(value)
+        } else {
+            self.text(&format!("outbox: {text}"))
+        }
+    }
+
+    /// An event other than a state change as its JSON line and its human line.
+    fn describe(event: &Event) -> (Value, String) {
+        match event {
+            Event::StateChanged(c) => (
+                json!({"event": "state", "state": c.to.name()}),
+                c.to.name().to_owned(),
+            ),
             Event::Welcome {
                 client_id,
                 heartbeat_interval_ms,
@@ -945,11 +1057,6 @@ impl Printer {
                 json!({"event": "unknown", "data": v}),
                 format!("unknown message: {v}"),
             ),
-        };
-        if self.json {
-            self.line(value)
-        } else {
-            self.text(&text)
         }
     }
 }
