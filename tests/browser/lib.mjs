@@ -86,11 +86,15 @@ const types = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/ja
  * `blackhole()` silences the upgraded connections open at that moment, as
  * tests/src/proxy.rs `Mode::Blackhole` does (kept open, nothing forwarded
  * either way: a NAT that lost its mapping); later upgrades pass.
+ * `deafen()` stops only what the server sends on the connections open at
+ * that moment (the browser's frames still reach it: answers are lost);
+ * `refuse(true)` drops new upgrades until `refuse(false)`.
  */
 export async function startFront({ dir, appPort, wsPort }) {
   const upgrades = [];
   const tunnels = new Set();
   const held = [];
+  let refusing = false;
   const server = http.createServer((req, res) => {
     if (appPort) {
       const up = http.request({ host: "127.0.0.1", port: appPort, path: req.url, method: req.method, headers: req.headers }, (r) => {
@@ -113,7 +117,7 @@ export async function startFront({ dir, appPort, wsPort }) {
     createReadStream(file).pipe(res);
   });
   server.on("upgrade", (req, socket, head) => {
-    if (!req.url.startsWith("/ws")) return socket.destroy();
+    if (!req.url.startsWith("/ws") || refusing) return socket.destroy();
     upgrades.push(req.url);
     const up = net.connect(wsPort, "127.0.0.1", () => {
       const lines = [`${req.method} ${req.url} HTTP/1.1`];
@@ -146,6 +150,21 @@ export async function startFront({ dir, appPort, wsPort }) {
       held.push(...tunnels);
       tunnels.clear();
       return n;
+    },
+    /** Drops what the server sends on every upgraded connection open now; returns how many. */
+    deafen() {
+      for (const { up } of tunnels) {
+        up.unpipe();
+        up.on("data", () => {});
+      }
+      const n = tunnels.size;
+      held.push(...tunnels);
+      tunnels.clear();
+      return n;
+    },
+    /** Refuses (closes) every new upgrade while `on`. */
+    refuse(on) {
+      refusing = on;
     },
     close: () => {
       for (const { up, socket } of held) up.destroy(), socket.destroy();
