@@ -87,8 +87,14 @@ pub(crate) struct Pending {
     pub(crate) in_flight: bool,
     /// After a `publish_unknown`: when to send it again on this transport.
     pub(crate) retry_at: Option<u64>,
-    /// `publish_unknown` answers so far: the step of the retry's backoff.
+    /// Answers that did not settle it (`publish_unknown`, or `publish_failed`
+    /// to a resend) so far: the step of the retry's backoff.
     pub(crate) unknowns: u32,
+    /// The copy in flight is a resend: an earlier copy went unanswered (its
+    /// transport was lost, or it got `publish_unknown`) or came before a
+    /// restart ([`republish`](crate::Connection::republish)), and may have
+    /// been published. A refusal then speaks for this copy only.
+    pub(crate) resend: bool,
 }
 
 impl Pending {
@@ -100,6 +106,7 @@ impl Pending {
             in_flight: false,
             retry_at: None,
             unknowns: 0,
+            resend: sent,
         }
     }
 }
@@ -153,6 +160,8 @@ impl OutboundQueue {
         let mut out = Vec::new();
         self.frames.retain_mut(|q| match &mut q.publish {
             Some(p) => {
+                // Held, so a copy sent before went unanswered.
+                p.resend |= p.sent;
                 p.sent = true;
                 p.in_flight = true;
                 p.retry_at = None;
@@ -178,6 +187,7 @@ impl OutboundQueue {
             {
                 p.retry_at = None;
                 p.in_flight = true;
+                p.resend = true;
                 out.push(q.frame.clone());
             }
         }
