@@ -126,7 +126,11 @@ async fn publish_reaches_subscribers_and_the_monitor_sees_everything() {
         .unwrap();
     assert_eq!(d.data, json!({"id": 1}));
     assert_eq!(published.topic, "orders");
-    assert_eq!(d.position.as_ref(), Some(&published.position), "the ack names where it went");
+    assert_eq!(
+        d.position.as_ref(),
+        Some(&published.position),
+        "the ack names where it went"
+    );
     // The monitor gets the message too; plain events do not (it was claimed).
     next_event(&mut monitor, |e| matches!(e, Event::Message(_))).await;
     client.close().await;

@@ -123,9 +123,11 @@ async fn frames_and_publishes_that_waited_too_long_are_reported() {
         .await
         .unwrap();
     writer.close().await;
-    let e = wait_event(&mut events, WITHIN, |e| {
-        matches!(e, Event::PublishFailed { id: got, .. } if *got == id)
-    })
+    let e = wait_event(
+        &mut events,
+        WITHIN,
+        |e| matches!(e, Event::PublishFailed { id: got, .. } if *got == id),
+    )
     .await;
     assert!(
         matches!(
