@@ -287,6 +287,78 @@ fn publish_unknown_is_retried_with_the_same_id_after_a_backoff_delay() {
     assert_eq!(server.history("orders").len(), 1);
 }
 
+/// `publish_failed` says that the copy it answers was not published. A copy
+/// sent before it and left unanswered may have been: a frozen Redis runs the
+/// scripts it held when it thaws, while the node, seeing Redis gone, refuses
+/// the resend. So a refused resend is retried as after `publish_unknown`,
+/// and the server's dedupe answers with the first copy's position; it is
+/// not reported as "nothing was published". (tests/tests/publish_chaos.rs
+/// found 27 publishes so reported, and in the stream.)
+#[test]
+fn publish_failed_answering_a_resend_is_retried_not_reported_as_nothing_published() {
+    let refuse = |id: &str| {
+        json!({"type":"error","code":"publish_failed","id":id,"recoverable":true,
+            "message":"Redis at 127.0.0.1:6379 is unreachable; nothing was published"})
+    };
+    let mut server = FakeServer::new("e1", 100);
+    let mut sim = Sim::hublink();
+    sim.connect_and_open();
+    sim.recv(&server.accept());
+    let lost = sim.conn.publish(sim.now, "orders", &json!(1)).unwrap();
+    let unknown = sim.conn.publish(sim.now, "orders", &json!(2)).unwrap();
+    let first = sim.take_sent();
+    // The server takes both; the first's answer is lost with the link...
+    server.handle(&first[0]);
+    server.handle(&first[1]);
+    sim.recv_json(json!({"type":"error","code":"publish_unknown","id":unknown,
+        "message":"no answer from Redis","recoverable":true}));
+    drop_link(&mut sim);
+    sim.retry_and_open();
+    sim.recv(&server.accept());
+    // ...and the resends find the broker unreachable.
+    let resent = sim.take_sent();
+    assert_eq!(resent, first, "both sent again, in order");
+    sim.recv_json(refuse(&lost));
+    sim.recv_json(refuse(&unknown));
+    let events = sim.take_events();
+    assert!(outcomes(&events).is_empty(), "not settled: {events:?}");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::ServerError(e) if e.code == "publish_failed"))
+            .count(),
+        2,
+        "told: {events:?}"
+    );
+    assert_eq!((sim.conn.queued(), sim.conn.in_flight()), (2, 0));
+
+    // Back: the retries are repeats, answered with the first positions.
+    while sim.conn.queued() > 0 {
+        sim.fire_next_timeout();
+    }
+    let again = server.exchange(&mut sim);
+    assert_eq!(again.len(), 2);
+    assert!(first.iter().all(|f| again.contains(f)), "{again:?}");
+    let got = outcomes(&sim.take_events());
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(
+        got.contains(&(lost, Ok(1))) && got.contains(&(unknown, Ok(2))),
+        "{got:?}"
+    );
+    assert_eq!(server.history("orders"), vec![json!(1), json!(2)]);
+
+    // A first copy refused so is a refusal: nothing was published.
+    let fresh = sim.conn.publish(sim.now, "orders", &json!(3)).unwrap();
+    sim.take_sent();
+    sim.recv_json(refuse(&fresh));
+    let got = outcomes(&sim.take_events());
+    assert!(
+        matches!(&got[..], [(id, Err(e @ PublishError::Refused { .. }))] if *id == fresh && !e.maybe_published()),
+        "{got:?}"
+    );
+    assert_eq!(sim.conn.queued(), 0);
+}
+
 #[test]
 fn a_refused_publish_fails_once_and_is_never_sent_again() {
     let mut sim = Sim::hublink();

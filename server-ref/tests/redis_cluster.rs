@@ -424,6 +424,44 @@ async fn the_pubsub_link_stays_up_while_topics_are_subscribed() {
     assert_eq!(data, vec![json!("still here")]);
 }
 
+/// `publish_failed` (and `publish_unknown`) are the broker's doing, not the
+/// connection's: a publisher retrying through a Redis outage, as these
+/// errors invite it to, is not closed with 1008 for too many errors.
+/// (tests/tests/publish_chaos.rs saw publishers closed so while Redis was
+/// frozen for 4 s.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_errors_from_an_unreachable_redis_do_not_count_against_the_error_limit() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let a = node_with(&redis, |c| c.max_errors = 3).await;
+    let mut c = a.client("/ws").await;
+    c.next_json().await;
+    redis.kill();
+    wait_for(|| !a.state.broker.status().up, "the node to notice").await;
+    for i in 0..10 {
+        let id = format!("p{i}");
+        c.send_json(json!({"type":"publish","topic":"orders","id":id,"data":i}))
+            .await;
+        let err = c.next_where("type", "error").await;
+        assert_eq!(err["code"], "publish_failed", "{err}");
+        assert_eq!(err["id"], id.as_str(), "{err}");
+        assert_eq!(err["recoverable"], true, "{err}");
+        assert_eq!(err["error_count"], 0, "not the connection's error: {err}");
+    }
+    c.send_json(json!({"type":"ping"})).await;
+    c.next_where("type", "pong").await;
+    // Its own errors still count.
+    c.send_json(json!({"type":"publish","topic":"orders","id":"x"}))
+        .await;
+    let err = c.next_where("type", "error").await;
+    assert_eq!(
+        (err["code"].as_str(), err["error_count"].as_u64()),
+        (Some("invalid_message"), Some(1)),
+        "{err}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_keeps_connections_reports_it_and_recovers() {
     let Some(mut redis) = RedisServer::start() else {

@@ -95,6 +95,21 @@ impl Ctx {
                 .close(close_code::POLICY, "too many errors", Some(f));
             return;
         }
+        self.send_error(id, code, message);
+    }
+
+    /// A recoverable `error` for what the broker did (`publish_failed`,
+    /// `publish_unknown`), sent as [`error_for`](Self::error_for) sends one
+    /// but not counted against the connection's error limit: that limit is
+    /// for errors the connection caused, and a publisher retrying through a
+    /// Redis outage, as these errors invite it to, would otherwise be closed
+    /// with 1008 for it.
+    pub(crate) fn broker_error_for(&mut self, id: Option<&str>, code: &str, message: &str) {
+        Metrics::inc(&self.state.metrics.errors_sent);
+        self.send_error(id, code, message);
+    }
+
+    fn send_error(&self, id: Option<&str>, code: &str, message: &str) {
         let f = match id {
             None => self.error_frame(code, message, true),
             Some(id) => {

@@ -322,7 +322,7 @@ async fn publish(ctx: &mut Ctx, v: &Value) {
     }
     let Some(id) = id else {
         if let Err(e) = ctx.state.publish(topic, data.clone(), None).await {
-            ctx.error(publish_error_code(&e), &e.to_string());
+            ctx.broker_error_for(None, publish_error_code(&e), &e.to_string());
         }
         return;
     };
@@ -336,7 +336,7 @@ async fn publish(ctx: &mut Ctx, v: &Value) {
                 "type": "publish_ack", "id": id, "topic": topic, "seq": seq, "epoch": &**epoch,
             }));
         }
-        Err(e) => ctx.error_for(Some(id), publish_error_code(&e), &e.to_string()),
+        Err(e) => ctx.broker_error_for(Some(id), publish_error_code(&e), &e.to_string()),
     }
 }
 

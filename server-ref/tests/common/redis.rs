@@ -191,6 +191,28 @@ impl RedisServer {
         }
     }
 
+    /// Freezes it (SIGSTOP): its connections stay open and its port accepts
+    /// new ones, but nothing is read or answered until [`RedisServer::resume`];
+    /// commands sent meanwhile wait in its sockets and run then.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a [`RedisServer::pause`]d one run on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let child = self.child.as_ref().expect("redis-server is running");
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} redis-server: {status}");
+    }
+
     /// Starts it again on the same port, empty.
     pub fn restart(&mut self) {
         self.kill();
