@@ -246,14 +246,14 @@ impl UnsentReason {
 /// Why a publish will not be delivered by this client.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PublishError {
-    /// The server refused it: nothing was published. (A `publish_failed`
-    /// answering a resend, after a lost link or a `publish_unknown`, is not a
-    /// refusal: the earlier copy may have been published, so the client
-    /// sends it again, as after `publish_unknown`.)
+    /// The server refused it for good (`forbidden`, `invalid_topic`,
+    /// `message_too_big`, ...): nothing was published. (`publish_failed`,
+    /// the broker refusing one copy, is no refusal of the publish: it is
+    /// sent again after a backoff step, as after `publish_unknown`.)
     #[error("the server refused the publish ({code}: {message}); nothing was published")]
     Refused {
         /// Its error code (`forbidden`, `invalid_topic`, `message_too_big`,
-        /// `publish_failed`, ...).
+        /// `invalid_message`, `rate_limited`).
         code: String,
         /// What it said.
         message: String,
@@ -408,8 +408,8 @@ pub enum Transmit {
 /// again with the same id (PROTOCOL.md section 2).
 const PUBLISH_UNKNOWN: &str = "publish_unknown";
 
-/// The error code of a publish the broker refused: this copy was not
-/// published, and a retry may succeed.
+/// The error code of a copy of a publish the broker refused: that copy was
+/// not published, and a retry may succeed (an earlier copy may have been).
 const PUBLISH_FAILED: &str = "publish_failed";
 
 /// The longest publish id the protocol takes.
@@ -737,10 +737,9 @@ impl<V: JsonValue> Connection<V> {
     /// publish carries that id (128 bits from the seeded generator: see
     /// [`Config::seed`]) and is kept until the server answers it, sent again
     /// with the same id on every new transport, in order, within the queue's
-    /// time to live, and after a `publish_unknown` answer (or a
-    /// `publish_failed` answering a resend, which says nothing of the copy
-    /// before) once its backoff delay has passed; the server publishes it
-    /// once however many copies
+    /// time to live, and after a `publish_unknown` or `publish_failed`
+    /// answer (the broker did not know, or refused that copy) once a backoff
+    /// step has passed; the server publishes it once however many copies
     /// arrive. The outcome is one [`Event::Published`] or
     /// [`Event::PublishFailed`] with that id. Elsewhere it is a plain frame
     /// (the id is returned but sent nowhere, and nothing answers it).
@@ -1429,25 +1428,23 @@ impl<V: JsonValue> Connection<V> {
     }
 
     /// An error answering a held publish settles it, or (`publish_unknown`,
-    /// or `publish_failed` to a resend) schedules its retry; any other error
-    /// is the application's.
+    /// `publish_failed`) schedules its retry; any other error is the
+    /// application's.
     fn on_server_error(&mut self, now: u64, error: ServerError) {
-        let Some(resend) = error
+        let Some(id) = error
             .id
-            .as_deref()
-            .and_then(|id| self.queue.publish_mut(id))
-            .map(|p| p.resend)
+            .clone()
+            .filter(|id| self.queue.publish_mut(id).is_some())
         else {
             return self.events.push_back(Event::ServerError(error));
         };
-        let id = error.id.clone().unwrap_or_default();
-        // `publish_failed` says that this copy was not published; when an
-        // earlier one went unanswered, that one may have been (a frozen
-        // Redis runs the scripts it held when it thaws): not settled, so
-        // sent again as after `publish_unknown`, until the dedupe answers.
-        if error.code == PUBLISH_UNKNOWN || (error.code == PUBLISH_FAILED && resend) {
-            // Sent again, with the others so answered, after a backoff step
-            // that grows while the server keeps not knowing.
+        // Neither settles it: `publish_unknown` may have published it, and
+        // `publish_failed` (the broker refused this copy, "a retry may
+        // succeed") says nothing of a copy sent before (a frozen Redis runs
+        // the scripts it held when it thaws). Sent again, with the others so
+        // answered, after a backoff step that grows while the broker
+        // struggles, until an ack or the time to live ends it.
+        if error.code == PUBLISH_UNKNOWN || error.code == PUBLISH_FAILED {
             if let Some(p) = self.queue.publish_mut(&id) {
                 p.in_flight = false;
             }

@@ -87,11 +87,6 @@ pub(crate) struct Pending {
     /// `publish_unknown` answer clears it: sent again at the next
     /// [`flush`](OutboundQueue::flush)).
     pub(crate) in_flight: bool,
-    /// The copy in flight is a resend: an earlier copy went unanswered (its
-    /// transport was lost, or it got `publish_unknown`) or came before a
-    /// restart ([`republish`](crate::Connection::republish)), and may have
-    /// been published. A refusal then speaks for this copy only.
-    pub(crate) resend: bool,
 }
 
 impl Pending {
@@ -101,7 +96,6 @@ impl Pending {
             topic,
             sent,
             in_flight: false,
-            resend: sent,
         }
     }
 }
@@ -164,8 +158,6 @@ impl OutboundQueue {
             match &mut q.publish {
                 Some(p) => {
                     if !p.in_flight {
-                        // Held, so a copy sent before went unanswered.
-                        p.resend |= p.sent;
                         p.sent = true;
                         p.in_flight = true;
                         out.push(q.frame.clone());

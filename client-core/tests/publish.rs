@@ -290,12 +290,14 @@ fn publish_unknown_is_retried_with_the_same_id_after_a_backoff_delay() {
 /// `publish_failed` says that the copy it answers was not published. A copy
 /// sent before it and left unanswered may have been: a frozen Redis runs the
 /// scripts it held when it thaws, while the node, seeing Redis gone, refuses
-/// the resend. So a refused resend is retried as after `publish_unknown`,
+/// the resend. So a `publish_failed` is retried as after `publish_unknown`,
 /// and the server's dedupe answers with the first copy's position; it is
-/// not reported as "nothing was published". (tests/tests/publish_chaos.rs
-/// found 27 publishes so reported, and in the stream.)
+/// not reported as "nothing was published" (tests/tests/publish_chaos.rs
+/// found 27 publishes so reported, and in the stream). A first copy so
+/// refused is retried too: "a retry may succeed", and a broker outage must
+/// not turn into refusals the application has to retry itself.
 #[test]
-fn publish_failed_answering_a_resend_is_retried_not_reported_as_nothing_published() {
+fn publish_failed_is_retried_not_reported_as_nothing_published() {
     let refuse = |id: &str| {
         json!({"type":"error","code":"publish_failed","id":id,"recoverable":true,
             "message":"Redis at 127.0.0.1:6379 is unreachable; nothing was published"})
@@ -347,14 +349,30 @@ fn publish_failed_answering_a_resend_is_retried_not_reported_as_nothing_publishe
     );
     assert_eq!(server.history("orders"), vec![json!(1), json!(2)]);
 
-    // A first copy refused so is a refusal: nothing was published.
+    // A first copy refused so is sent again too (the broker may be back),
+    // until its time to live runs out: then it may have been published.
     let fresh = sim.conn.publish(sim.now, "orders", &json!(3)).unwrap();
     sim.take_sent();
-    sim.recv_json(refuse(&fresh));
+    let t0 = sim.now;
+    loop {
+        sim.recv_json(refuse(&fresh));
+        if !outcomes(&sim.events).is_empty() {
+            break;
+        }
+        sim.fire_next_timeout();
+        if sim.take_sent().is_empty() && sim.now >= t0 + 60_000 {
+            break;
+        }
+    }
     let got = outcomes(&sim.take_events());
     assert!(
-        matches!(&got[..], [(id, Err(e @ PublishError::Refused { .. }))] if *id == fresh && !e.maybe_published()),
+        matches!(&got[..], [(id, Err(e @ PublishError::Expired { waited_ms: 60_000, .. }))] if *id == fresh && e.maybe_published()),
         "{got:?}"
+    );
+    assert_eq!(
+        server.history("orders").len(),
+        2,
+        "the broker took none of them"
     );
     assert_eq!(sim.conn.queued(), 0);
 }

@@ -286,6 +286,10 @@ class Remote {
         this.#send({ t: "unsub", topic: a });
         return 1;
       case Input.Publish: {
+        if (!a) {
+          this.#client.refusal = 'invalid topic "": a topic name cannot be empty';
+          return Refused.InvalidTopic;
+        }
         // `b`: the id the tab chose, which a new leader is given again.
         const ttl = this.#client.options.queueTtlMs ?? 60_000;
         this.#unanswered.set(b, { topic: a, data: v, expiresAt: Date.now() + ttl });

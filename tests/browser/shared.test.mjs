@@ -188,12 +188,19 @@ test("shared: tabs with different credentials do not share; a publish from one t
   });
   for (const p of [a0, a1, b]) await until(p, () => window.seqs["chat.room"].length >= 5);
   for (const p of [a0, a1, b]) assert.equal(await checkOnce(p, "chat.room"), 5);
-  // A publish the shared connection refuses comes back to the tab that made it.
-  await a0.evaluate(() => window.client.publish("", {}));
-  await until(a0, () => window.refused.length === 1);
-  assert.equal(await a0.evaluate(() => window.refused[0].code), "invalid_topic");
+  // Each publish resolves in the tab that made it, with where it went.
+  const acked = await a0.evaluate(() => window.client.publish("chat.room", { n: 6 }));
+  await until(b, () => window.seqs["chat.room"].length >= 6);
+  assert.equal(acked.seq, (await b.evaluate(() => window.seqs["chat.room"]))[5][1], "the seq bob's tab got it at");
+  // A refused one rejects there, and only there.
+  for (const p of [a0, a1]) await p.evaluate(() => window.client.on("publish_failed", (e) => (window.failed ??= []).push(e)));
+  const err = await a0.evaluate(() => window.client.publish("", {}).then(() => null, (e) => ({ code: e.code, maybe: e.maybePublished })));
+  assert.deepEqual(err, { code: "invalid_topic", maybe: false });
+  // Bob may not publish: the server refuses, and says so to bob's tab.
+  const denied = await b.evaluate(() => window.client.publish("chat.room", { n: 0 }).then(() => null, (e) => ({ code: e.code, server: e.serverCode, maybe: e.maybePublished })));
+  assert.deepEqual(denied, { code: "refused", server: "forbidden", maybe: false });
   await sleep(200);
-  assert.equal(await a1.evaluate(() => window.refused.length), 0);
+  assert.equal(await a1.evaluate(() => (window.failed ?? []).length), 0, "the other tab hears of no refusal");
 });
 
 test("shared: a tab's token provider feeds the shared connection, asked again for the attempt after a restart", async (ctx) => {

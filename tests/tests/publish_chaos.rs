@@ -19,12 +19,12 @@
 //! - no publisher saw any other server error (no `too_many_errors` close);
 //! - the chaos bit: repeats were deduplicated, publishes were sent again
 //!   after reconnects, and with Redis, `publish_unknown` answers and
-//!   resends refused while Redis was frozen were retried.
+//!   copies refused (`publish_failed`) while Redis was frozen or known down
+//!   were retried.
 //!
 //! One line of counts is printed per test: `published` (made), `acked`,
 //! `retried` (publishes that needed more than one send, as far as the clients
-//! can tell: answered `publish_unknown`, or `publish_failed` to a resend, at
-//! least once, or published on an open connection and answered on a later
+//! can tell: answered `publish_unknown` or `publish_failed` at least once, or published on an open connection and answered on a later
 //! one; the last is read from the event stream, so a link lost within the
 //! moment between the `publish` call and the driver taking it may count a
 //! publish sent once), `deduplicated` (the servers'
@@ -121,8 +121,8 @@ struct Log {
     /// `publish_unknown` answers, and the publishes they answered.
     unknown_answers: u64,
     unknown_ids: HashSet<String>,
-    /// `publish_failed` answers told as server errors: to resends, which the
-    /// client retries (a refusal of a first copy fails the publish instead).
+    /// `publish_failed` answers told as server errors: the client retries
+    /// them, with the same id, as after `publish_unknown`.
     failed_retries: u64,
     failed_retry_ids: HashSet<String>,
     /// Per publish id, the connection its outcome came on.
@@ -568,7 +568,7 @@ fn check(
     );
     println!(
         "{name}: retried = {} publish_unknown answers to {} publishes, {} publish_failed answers \
-         to resends, {} acked after being sent again on a new connection; closed unanswered {}; \
+         retried, {} acked after being sent again on a new connection; closed unanswered {}; \
          {} messages in the streams, {} of them twice across a fresh in-memory restart; the \
          servers counted {} publish_unknown",
         counts.unknown_answers,

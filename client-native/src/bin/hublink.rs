@@ -63,10 +63,13 @@ enum Command {
     /// Connect, publish one message, close cleanly.
     ///
     /// Only the hublink dialect can publish. A server that selects the
-    /// hublink.v1 subprotocol (hublink-server's /ws) sends an error for a
-    /// publish it refuses, and answers the topics request sent after the
-    /// publish once it has processed it: the command prints "published" on
-    /// that answer and exits 0, or exits 1 with the server's error.
+    /// hublink.v1 subprotocol (hublink-server's /ws) answers the publish,
+    /// which carries an id, with publish_ack (its seq), or with an error for
+    /// a publish it refuses: the command prints "published" with the seq and
+    /// exits 0, or exits 1 with the server's error. The publish is sent again
+    /// with the same id after a reconnect, so it is published once; one still
+    /// unanswered at --timeout exits 1 ("timeout": it may have been
+    /// published).
     ///
     /// Any other server (a seed backend, hublink-server's other endpoints, or
     /// a proxy that drops the subprotocol header) gives no confirmation: a
