@@ -100,7 +100,7 @@ if runs:
         "raw": runs,
     }
 dec = {}
-for b in ["message_frame_to_typed_struct", "serde_json_direct_baseline"]:
+for b in ["message_frame_to_typed_struct", "message_frame_via_value", "serde_json_direct_baseline"]:
     p = os.path.join(raw, f"decode-{b}.json")
     if os.path.exists(p):
         e = json.load(open(p))["median"]
@@ -173,6 +173,10 @@ if dec:
     if h:
         row("client decode, messages/s per core (criterion median)", f"{1e9 / h['ns']:,.0f}", "", "",
             f"{h['ns'] / s['ns']:.2f} x the time of bare serde_json" if s else "", "")
+    v = dec.get("message_frame_via_value")
+    if v:
+        row("client decode, whole-value path (control frames, seed dialects)", f"{1e9 / v['ns']:,.0f}", "", "",
+            f"{v['ns'] / s['ns']:.2f} x the time of bare serde_json" if s else "", "")
 w = res["wasm"]
 if w:
     for shape, f in w["shapes"].items():

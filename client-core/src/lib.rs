@@ -94,6 +94,8 @@ mod error;
 pub mod json;
 pub mod protocol;
 mod queue;
+#[cfg(feature = "serde_json")]
+pub mod raw;
 mod subscriptions;
 mod timer;
 

@@ -292,7 +292,7 @@ fn stopped(s: &StateSnapshot) -> Error {
 pub struct Subscription<T> {
     topic: String,
     id: u64,
-    rx: mpsc::UnboundedReceiver<Message<Value>>,
+    rx: mpsc::UnboundedReceiver<Incoming>,
     commands: mpsc::WeakUnboundedSender<Command>,
     _type: PhantomData<fn() -> T>,
 }
@@ -311,7 +311,62 @@ impl<T: DeserializeOwned> Subscription<T> {
     }
 }
 
-fn deliver<T: DeserializeOwned>(message: Message<Value>) -> Result<Delivery<T>, DecodeError> {
+/// A message on its way to a [`Subscription`]: parsed whole (control-frame
+/// path, seed dialects), or read by its header with the payload still JSON
+/// text, which the subscription deserialises into its type in one pass.
+#[derive(Clone, Debug)]
+pub(crate) enum Incoming {
+    Whole(Message<Value>),
+    Raw(RawMessage),
+}
+
+/// A hublink message as the fast path keeps it: the payload and timestamp as
+/// their JSON text, shared by every subscription of the topic.
+#[derive(Clone, Debug)]
+pub(crate) struct RawMessage {
+    pub(crate) topic: String,
+    pub(crate) position: Option<Position>,
+    pub(crate) data: Arc<str>,
+    pub(crate) timestamp: Option<Arc<str>>,
+}
+
+impl RawMessage {
+    /// The message as the whole-value path would have made it (for the
+    /// event streams, which carry `serde_json::Value`s).
+    pub(crate) fn to_message(&self) -> Message<Value> {
+        Message {
+            topic: self.topic.clone(),
+            kind: None,
+            position: self.position.clone(),
+            data: serde_json::from_str(&self.data).unwrap_or(Value::Null),
+            timestamp: self
+                .timestamp
+                .as_deref()
+                .and_then(|t| serde_json::from_str(t).ok()),
+        }
+    }
+}
+
+fn deliver<T: DeserializeOwned>(incoming: Incoming) -> Result<Delivery<T>, DecodeError> {
+    let message = match incoming {
+        Incoming::Whole(message) => message,
+        Incoming::Raw(raw) => {
+            let data = serde_json::from_str::<T>(&raw.data).map_err(|e| DecodeError::Payload {
+                topic: raw.topic.clone(),
+                error: e.to_string(),
+            })?;
+            return Ok(Delivery {
+                timestamp: raw
+                    .timestamp
+                    .as_deref()
+                    .and_then(|t| serde_json::from_str(t).ok()),
+                topic: raw.topic,
+                kind: None,
+                position: raw.position,
+                data,
+            });
+        }
+    };
     let data = message.decode::<T>()?;
     Ok(Delivery {
         topic: message.topic,

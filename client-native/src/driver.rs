@@ -4,12 +4,14 @@
 //! after each input it drains the core's transmits, then its events, exactly
 //! as the drive loop in hublink-core's crate docs says.
 
+use crate::client::{Incoming, RawMessage};
 use crate::events::{Event, Events, Published, StateSnapshot};
 use crate::outbox::{self, Outbox};
 use crate::transport::{Dialer, Transport};
 use crate::{Error, Result};
+use hublink_core::raw::RawFrame;
 use hublink_core::{
-    CloseInfo, Config, Connection, DialectKind, Message, PublishError, State, Transmit,
+    Admit, CloseInfo, Config, Connection, DialectKind, Position, PublishError, State, Transmit,
 };
 use serde_json::Value;
 use std::collections::HashMap;
@@ -38,7 +40,7 @@ pub(crate) enum Command {
     Subscribe {
         topic: String,
         id: u64,
-        tx: mpsc::UnboundedSender<Message<Value>>,
+        tx: mpsc::UnboundedSender<Incoming>,
     },
     Unsubscribe {
         topic: String,
@@ -88,6 +90,13 @@ impl Shared {
         Events { rx }
     }
 
+    /// Whether any sink wants a message: every sink an unclaimed one, the
+    /// monitors a `claimed` one too (see [`broadcast`](Self::broadcast)).
+    fn wants_message(&self, claimed: bool) -> bool {
+        let sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
+        sinks.list.iter().any(|s| !claimed || s.all_messages)
+    }
+
     /// Sends `event` to every sink that wants it; `claimed` messages went to
     /// a subscription already and go only to monitors.
     fn broadcast(&self, event: &Event, claimed: bool) {
@@ -116,7 +125,7 @@ impl Shared {
 }
 
 /// A local subscription: its id and the sender of its stream.
-type Subscriber = (u64, mpsc::UnboundedSender<Message<Value>>);
+type Subscriber = (u64, mpsc::UnboundedSender<Incoming>);
 
 type Dialing = Pin<Box<dyn Future<Output = Result<Transport, CloseInfo>> + Send>>;
 
@@ -144,6 +153,9 @@ pub(crate) struct Driver {
     socket: Socket,
     closing: Vec<JoinHandle<()>>,
     close_waiters: Vec<oneshot::Sender<()>>,
+    /// Whether frames go through the header path first (the hublink
+    /// dialect: the seed dialects' messages have no header to decide by).
+    header_path: bool,
     /// The `publish` calls awaiting an outcome, by publish id.
     outcomes: HashMap<String, oneshot::Sender<Result<Published>>>,
     /// The file-backed outbox, when the application asked for one: told of
@@ -181,6 +193,7 @@ impl Driver {
             closing: Vec::new(),
             close_waiters: Vec::new(),
             outcomes: HashMap::new(),
+            header_path: dialect == DialectKind::Hublink,
             outbox,
         };
         driver.republish_outbox();
@@ -303,7 +316,7 @@ impl Driver {
             Event::Message(message) => {
                 let mut claimed = false;
                 if let Some(list) = self.subscribers.get_mut(&message.topic) {
-                    list.retain(|(_, tx)| tx.send(message.clone()).is_ok());
+                    list.retain(|(_, tx)| tx.send(Incoming::Whole(message.clone())).is_ok());
                     claimed = !list.is_empty();
                 }
                 self.shared.broadcast(&Event::Message(message), claimed);
@@ -370,7 +383,7 @@ impl Driver {
                 self.conn.handle_close(now, info);
             }
             Input::Frame(Some(Ok(frame))) => match frame {
-                tungstenite::Message::Text(text) => self.conn.handle_text(now, text.as_str()),
+                tungstenite::Message::Text(text) => self.text(now, text.as_str()),
                 tungstenite::Message::Binary(bytes) => self.conn.handle_binary(now, bytes.len()),
                 tungstenite::Message::Ping(_) | tungstenite::Message::Pong(_) => {
                     self.conn.handle_control_frame(now)
@@ -411,6 +424,56 @@ impl Driver {
                 );
             }
             Input::Tick => self.conn.handle_timeout(now),
+        }
+    }
+
+    /// A text frame. On the hublink dialect a message is decided by its
+    /// header alone and its payload stays JSON text until a subscription
+    /// deserialises its type from it (`hublink_core::raw`: one pass over the
+    /// payload instead of a `Value` tree and a second pass); anything else
+    /// is parsed whole.
+    fn text(&mut self, now: u64, text: &str) {
+        if self.header_path {
+            if let Some(frame) = RawFrame::parse(text) {
+                match self.conn.handle_header(now, text.len(), &frame.header()) {
+                    Admit::Deliver => return self.deliver_raw(&frame),
+                    Admit::Drop => return,
+                    Admit::Decode => {}
+                }
+            }
+        }
+        self.conn.handle_text(now, text);
+    }
+
+    /// A message the core admitted by its header: after what the core
+    /// queued before it (a gap), to the topic's subscriptions, and to the
+    /// event streams that want it.
+    fn deliver_raw(&mut self, frame: &RawFrame<'_>) {
+        self.drain();
+        let (Some(topic), Some(data)) = (frame.topic.as_deref(), frame.data) else {
+            return; // admitted only with both (`Dialect::decode_header`)
+        };
+        let position = match (frame.epoch.as_deref(), frame.seq) {
+            (Some(epoch), Some(seq)) => Some(Position {
+                epoch: epoch.to_owned(),
+                seq,
+            }),
+            _ => None,
+        };
+        let raw = RawMessage {
+            topic: topic.to_owned(),
+            position,
+            data: Arc::from(data.get()),
+            timestamp: frame.timestamp.map(|t| Arc::from(t.get())),
+        };
+        let mut claimed = false;
+        if let Some(list) = self.subscribers.get_mut(topic) {
+            list.retain(|(_, tx)| tx.send(Incoming::Raw(raw.clone())).is_ok());
+            claimed = !list.is_empty();
+        }
+        if self.shared.wants_message(claimed) {
+            self.shared
+                .broadcast(&Event::Message(raw.to_message()), claimed);
         }
     }
 
