@@ -62,7 +62,7 @@ try:
 except OSError:
     pass
 
-stacks = ["hublink", "node", "python"]
+stacks = ["floor", "hublink", "node", "python"]
 for s in stacks:
     runs = load(f"fanout-{s}-*.json")
     if runs:
@@ -150,6 +150,54 @@ if fo:
     row("generator core busy at that rate", fmt(get(fo, "hublink", "generator_share_at_max"), scale=100, digits=0, unit="%"),
         fmt(get(fo, "node", "generator_share_at_max"), scale=100, digits=0, unit="%"),
         fmt(get(fo, "python", "generator_share_at_max"), scale=100, digits=0, unit="%"), "", "")
+per_rate = []
+
+
+def cpu_by_rate(s):
+    """Per run: {rate: (server CPU µs, deliveries)}, the fixed-rate step included."""
+    out = []
+    for r in get(fo, s, "raw") or []:
+        steps = {}
+        for st in [r["fixed"]] + (r.get("steps") or []):
+            if st and st.get("delivered"):
+                steps.setdefault(st["rate"], (st["server_cpu_us"], st["delivered"]))
+        out.append(steps)
+    return out
+
+
+if fo:
+    by = {s: cpu_by_rate(s) for s in fo}
+    # Rates every stack delivered in every run: the pooled figure compares like with like.
+    common = None
+    for runs in by.values():
+        for steps in runs:
+            common = set(steps) if common is None else common & set(steps)
+    common = sorted(common or [])
+
+    def at(s, rate):
+        return stat([steps[rate][0] / steps[rate][1] for steps in by[s] if rate in steps])
+
+    def pooled(s):
+        return stat([sum(steps[x][0] for x in common) / sum(steps[x][1] for x in common) for steps in by[s]])
+
+    def rt(a, b):
+        r = ratio(a, b)
+        return "" if r is None else f"{r:.2f}"
+
+    names = [s for s in stacks if s in fo]
+    per_rate.append("| msg/s (x " + str(subs) + " subs) | " + " | ".join(f"{s} µs" for s in names)
+                    + " | hublink / floor | hublink / node | node / floor |")
+    per_rate.append("|" + "---|" * (len(names) + 4))
+    cpu_ratio = {}
+    for rate in common + ["pooled"]:
+        vals = {s: (pooled(s) if rate == "pooled" else at(s, rate)) for s in names}
+        cpu_ratio[str(rate)] = {"hublink_vs_floor": ratio(vals.get("hublink"), vals.get("floor")),
+                                "hublink_vs_node": ratio(vals.get("hublink"), vals.get("node"))}
+        per_rate.append(f"| {rate} | " + " | ".join(fmt(vals[s]) for s in names)
+                        + f" | {rt(vals.get('hublink'), vals.get('floor'))} | {rt(vals.get('hublink'), vals.get('node'))}"
+                        + f" | {rt(vals.get('node'), vals.get('floor'))} |")
+    res["fanout_cpu_by_rate"] = cpu_ratio
+
 if idle:
     conns = next(iter(idle.values()))["conns"]
     b = get(idle, "hublink", "bytes_per_conn")
@@ -194,6 +242,13 @@ print("|---|---|---|---|---|---|")
 for r_ in rows:
     print(r_)
 print()
+if per_rate:
+    print("Fan-out: server CPU per delivery by publish rate (server on one core), and as a ratio to the floor")
+    print("(one frame per message, the same bytes to every socket) and to Node ws; pooled: all common rates together.")
+    print()
+    for r_ in per_rate:
+        print(r_)
+    print()
 sz = res["size"]
 if sz:
     centrifuge = next((r for r in sz["rows"] if r["name"] == "centrifuge"), None)
